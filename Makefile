@@ -1,0 +1,50 @@
+# Everything a fresh machine with Python 3.11+ needs: each target makes its own venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test lint typecheck pytest test-all-pythons bench bench-quick clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench]'
+	touch $@
+
+## make demo: run the demo (in-process signals, no services needed)
+demo:
+	$(PYTHON) -m venv $(VENV)-demo
+	$(VENV)-demo/bin/python -m pip install --quiet -e .
+	$(VENV)-demo/bin/python examples/demo.py
+
+## make test: lint, type-check, and run the whole suite on every CPython >= 3.11 here
+test: lint typecheck pytest test-all-pythons
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+# The core suite again on each other CPython >= 3.11 found on this machine.
+test-all-pythons:
+	@for py in $$(scripts/other-pythons $(PYTHON)); do \
+		venv=.venv-$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		echo "== $$py ($$venv)"; \
+		$$py -m venv $$venv && $$venv/bin/python -m pip install --quiet -e '.[test]' \
+		&& $$venv/bin/python -m pytest -q || exit 1; \
+	done
+
+## make bench: the full benchmark suite against the peers (writes benchmarks/results.*)
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(BIN)/.installed
+	$(BIN)/python -m benchmarks --quick --output /tmp/tocsin-bench
+
+clean:
+	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

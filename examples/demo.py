@@ -1,0 +1,99 @@
+"""tocsin's demo: a pizza shop whose modules talk through signals.
+
+Run it with ``make demo`` (or ``python examples/demo.py`` with tocsin installed). It shows
+receivers, sender filtering, ``dispatch_uid``, ``send_robust`` and an async receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tocsin import Signal, receiver
+
+# A signal is a module-level object: senders and receivers only need to import it.
+pizza_done = Signal(name="pizza_done", providing_args=["toppings", "size"])
+
+
+class PizzaStore:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def send_pizza(self, toppings: list[str], size: int) -> list[tuple[Any, Any]]:
+        return pizza_done.send(sender=self, toppings=toppings, size=size)
+
+    def __repr__(self) -> str:
+        return f"PizzaStore({self.name!r})"
+
+
+downtown = PizzaStore("downtown")
+airport = PizzaStore("airport")
+
+
+# Any sender: every pizza from every store.
+@receiver(pizza_done)
+def count_pizzas(sender: PizzaStore, toppings: list[str], size: int, **kwargs: Any) -> str:
+    print(f"  [kitchen log] {sender.name}: {size}cm pizza with {', '.join(toppings)}")
+    return "logged"
+
+
+# Sender filtering: only pizzas from the airport store.
+@receiver(pizza_done, sender=airport)
+def airport_delivery(sender: PizzaStore, **kwargs: Any) -> str:
+    print(f"  [airport desk] boxing a pizza for gate delivery from {sender.name}")
+    return "boxed"
+
+
+# dispatch_uid: however often this module's set-up runs, the receiver is connected once.
+def notify_customer(sender: PizzaStore, toppings: list[str], **kwargs: Any) -> str:
+    print(f"  [sms] your pizza with {toppings[0]} is ready at {sender.name}")
+    return "sent"
+
+
+for _ in range(3):
+    pizza_done.connect(notify_customer, dispatch_uid="notify-customer")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.ERROR, format="  [log] %(levelname)s %(name)s: %(message)s")
+
+    print("1. A pizza from downtown: every any-sender receiver runs, in connection order.")
+    responses = downtown.send_pizza(["basil", "mozzarella"], size=30)
+    print("   responses:", [(r.__name__, value) for r, value in responses])
+
+    print("2. A pizza from the airport: the airport-only receiver joins in.")
+    responses = airport.send_pizza(["ham"], size=25)
+    print("   responses:", [(r.__name__, value) for r, value in responses])
+
+    print("3. send_robust: a failing receiver is logged and returned, the others still run.")
+
+    def oven_thermometer(sender: PizzaStore, **kwargs: Any) -> None:
+        raise RuntimeError("thermometer unplugged")
+
+    pizza_done.connect(oven_thermometer, weak=False)
+    responses = pizza_done.send_robust(sender=downtown, toppings=["olives"], size=35)
+    for r, value in responses:
+        print(f"   {r.__name__}: {value!r}")
+    pizza_done.disconnect(oven_thermometer)
+
+    print("4. An async receiver: asend runs sync receivers, then async ones concurrently.")
+
+    @receiver(pizza_done)
+    async def tweet_pizza(sender: PizzaStore, toppings: list[str], **kwargs: Any) -> str:
+        await asyncio.sleep(0.01)
+        print(f"  [tweet] fresh {toppings[0]} pizza at {sender.name}!")
+        return "tweeted"
+
+    responses = asyncio.run(pizza_done.asend(sender=downtown, toppings=["mushroom"], size=28))
+    print("   responses:", [(r.__name__, value) for r, value in responses])
+
+    print("5. Plain send() runs async receivers too, when no event loop is running.")
+    responses = downtown.send_pizza(["pepper"], size=32)
+    print("   responses:", [(r.__name__, value) for r, value in responses])
+
+    print(f"   {pizza_done!r} has {len(pizza_done.receivers)} receivers connected.")
+
+
+if __name__ == "__main__":
+    main()

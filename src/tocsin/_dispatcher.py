@@ -1,0 +1,668 @@
+"""``Signal`` and ``receiver``: Django's dispatcher, standalone.
+
+How it is laid out, and why:
+
+- Receivers live in *buckets*, one per sender (matched by identity) plus one for "any
+  sender", each a dict from receiver key to entry in connection order. Connecting and
+  disconnecting are O(1) dict operations.
+- ``send`` looks up ``id(sender)`` in a cache of *resolved* receivers: a pair of tuples
+  (sync, async) of dereferencing callables, already merged and ordered. A miss resolves
+  the sender's bucket and the any-sender bucket under the lock. A change to a bucket
+  invalidates exactly the cache entries that depend on it.
+- Garbage collection removes what it kills at once: the weak-reference callbacks of a
+  dead receiver or sender delete its entries and invalidate the cache, without ever
+  waiting for the lock (they may run while this very thread holds it; then the work is
+  queued for the next holder).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import itertools
+import logging
+import threading
+import warnings
+import weakref
+from collections.abc import Callable, Iterable
+from types import FunctionType
+from typing import Any, TypeVar
+
+from tocsin import _async
+from tocsin._refs import (
+    NONE_ID,
+    Entry,
+    Receiver,
+    ReceiverKey,
+    StrongEntry,
+    WeakEntry,
+    entry_class,
+    receiver_key,
+)
+
+__all__ = ["Signal", "receiver", "WeakReceiverWarning", "NO_RECEIVERS"]
+
+logger = logging.getLogger("tocsin.dispatch")
+
+Dereference = Callable[[], Receiver | None]
+Resolved = tuple[tuple[Dereference, ...], tuple[Dereference, ...]]
+Responses = list[tuple[Receiver, Any]]
+
+# The resolved form of "nobody is listening": send() returns [] on seeing it.
+NO_RECEIVERS: Resolved = ((), ())
+
+# The cache of resolved receivers also holds senders that have no receivers of their own
+# (they share the any-sender list). Past this many entries it is emptied, so that a
+# program sending from millions of short-lived objects does not grow it without bound.
+_CACHE_SIZE = 4096
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class WeakReceiverWarning(UserWarning):
+    """A receiver was connected in a way that lets it be garbage collected at once.
+
+    A lambda connected with ``weak=True`` (the default) has no other reference, so it is
+    gone before it can ever be called. Connect it with ``weak=False``, or use a function.
+    """
+
+
+class _SenderRef(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to a sender that knows which bucket it belongs to."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, sender: object, callback: Callable[[Any], None], key: int) -> None:
+        super().__init__(sender, callback)
+        self.key = key
+
+    def __new__(cls, sender: object, callback: Callable[[Any], None], key: int) -> _SenderRef:
+        return super().__new__(cls, sender, callback)
+
+
+class _Bucket(dict[ReceiverKey, Entry]):
+    """The receivers connected for one sender (or for any sender), in connection order.
+
+    A sender that can be weakly referenced is held weakly, as in Django: when it dies the
+    bucket goes, so its id can be reused safely. One that cannot (an int, a str, a plain
+    ``object()``) is held strongly for as long as it has receivers, for the same reason.
+    """
+
+    __slots__ = ("owner", "sender_key", "sender_ref", "sender")
+
+    def __init__(self, owner: Signal, sender: object) -> None:
+        super().__init__()
+        self.owner = owner
+        self.sender_key = NONE_ID if sender is None else id(sender)
+        self.sender_ref: _SenderRef | None = None
+        self.sender: object = None
+        if sender is not None:
+            try:
+                self.sender_ref = _SenderRef(sender, owner._on_sender_death, self.sender_key)
+            except TypeError:
+                self.sender = sender
+
+    def alive(self) -> bool:
+        """Whether the sender is still alive (always true for the any-sender bucket)."""
+        if self.sender_ref is not None:
+            return self.sender_ref() is not None
+        return True
+
+    def holds(self, sender: object) -> bool:
+        """Whether this bucket is the one of *sender* (and not of a dead sender with its id)."""
+        if self.sender_ref is not None:
+            return self.sender_ref() is sender
+        return self.sender is sender
+
+
+def _dispatch_order(entry: Entry) -> tuple[int, int]:
+    return (-entry.priority, entry.seq)
+
+
+def _connection_order(entry: Entry) -> int:
+    return entry.seq
+
+
+class Signal:
+    """A signal that receivers connect to and that senders send.
+
+    Receivers are called as ``receiver(signal=signal, sender=sender, **named)`` and must
+    accept ``**kwargs``. They are held weakly unless connected with ``weak=False``.
+    """
+
+    def __init__(
+        self,
+        use_caching: bool | Iterable[str] = False,
+        *,
+        providing_args: Iterable[str] | None = None,
+        strict: bool = False,
+        name: str | None = None,
+        doc: str | None = None,
+    ) -> None:
+        """Create a signal.
+
+        ``use_caching`` is accepted for Django compatibility; tocsin always caches, and
+        its cache is always correct. ``providing_args`` documents (and, with
+        ``strict=True``, enforces) the keyword arguments sent. Code written for the old
+        ``Signal(providing_args)`` signature may pass that list first, positionally.
+        """
+        if isinstance(use_caching, (list, tuple, set, frozenset)):
+            if providing_args is not None:
+                raise TypeError("Signal() got providing_args both positionally and by keyword")
+            providing_args, use_caching = use_caching, False
+        self.use_caching = bool(use_caching)
+        self.providing_args = _argument_names(providing_args)
+        if strict and self.providing_args is None:
+            raise TypeError(
+                "Signal(strict=True) needs providing_args: the keyword arguments to check"
+            )
+        self.strict = strict
+        self.name = name
+        self.doc = doc
+        self.lock = threading.Lock()
+
+        self._buckets: dict[int, _Bucket] = {}
+        self._cache: dict[int, Resolved] = {}
+        self._seq = itertools.count()
+        self._priorities_used = False
+        # Work that garbage collection could not do because the lock was held.
+        self._dead: list[Entry | _SenderRef] = []
+        # One bound method shared by every weak reference, rather than one each.
+        self._on_receiver_death = self._receiver_died
+        self._on_sender_death = self._sender_died
+
+        if strict:
+            # Checked versions shadow the methods on this instance only, so that
+            # signals that are not strict pay nothing for the feature.
+            for method in ("send", "send_robust", "asend", "asend_robust"):
+                setattr(self, method, self._checking(getattr(self, method)))
+
+    def __repr__(self) -> str:
+        parts = [type(self).__name__]
+        if self.name:
+            parts.append(repr(self.name))
+        if self.providing_args is not None:
+            parts.append(f"providing_args={sorted(self.providing_args)!r}")
+        if self.strict:
+            parts.append("strict=True")
+        return f"<{' '.join(parts)} at {id(self):#x}>"
+
+    # -- connecting ------------------------------------------------------------------
+
+    def connect(
+        self,
+        receiver: _F,
+        sender: object = None,
+        weak: bool = True,
+        dispatch_uid: object = None,
+        *,
+        priority: int = 0,
+    ) -> _F:
+        """Connect *receiver* to this signal, for *sender* only or (``None``) any sender.
+
+        A receiver already connected under the same key (the receiver, or the
+        ``dispatch_uid`` if given, together with the sender) stays as it is: the first
+        registration wins. Higher ``priority`` runs earlier; equal priorities run in
+        connection order. Returns *receiver*, so ``connect`` also works as a decorator.
+        """
+        _check_receiver(receiver)
+        if type(priority) is not int:
+            raise TypeError(f"priority must be an int, not {type(priority).__name__}")
+        if weak and getattr(receiver, "__name__", None) == "<lambda>":
+            warnings.warn(
+                f"{receiver!r} is connected weakly to {self!r}: nothing else refers to "
+                "a lambda, so it will be garbage collected and never called. "
+                "Connect it with weak=False, or use a named function.",
+                WeakReceiverWarning,
+                stacklevel=2,
+            )
+        key = receiver_key(receiver, dispatch_uid)
+        make_entry = entry_class(receiver, weak, _is_async(receiver))
+
+        with self.lock:
+            self._collect_dead()
+            bucket = self._bucket_of(sender)
+            existing = bucket.get(key)
+            if existing is not None and existing() is not None:
+                return receiver
+            try:
+                entry = make_entry(
+                    receiver, self._on_receiver_death, key, bucket, next(self._seq), priority
+                )
+            except TypeError as error:
+                raise TypeError(
+                    f"{error}: connect {receiver!r} with weak=False to hold it strongly"
+                ) from None
+            if existing is not None:
+                del bucket[key]
+            bucket[key] = entry
+            self._buckets[bucket.sender_key] = bucket
+            self._priorities_used = self._priorities_used or priority != 0
+            self._invalidate(bucket)
+        return receiver
+
+    def disconnect(
+        self,
+        receiver: Receiver | None = None,
+        sender: object = None,
+        dispatch_uid: object = None,
+        weak: object = None,
+    ) -> bool:
+        """Disconnect the receiver connected with this *sender* (and *dispatch_uid*).
+
+        The sender (and the uid, when one was used) must be the ones given to
+        ``connect``. ``weak`` is accepted and ignored, for code written for old Django.
+        Returns whether a receiver was disconnected.
+        """
+        key = receiver_key(receiver, dispatch_uid)
+        sender_key = NONE_ID if sender is None else id(sender)
+        with self.lock:
+            self._collect_dead()
+            bucket = self._buckets.get(sender_key)
+            if bucket is None or (sender is not None and not bucket.holds(sender)):
+                return False
+            if bucket.pop(key, None) is None:
+                return False
+            if not bucket:
+                del self._buckets[sender_key]
+            self._invalidate(bucket)
+        return True
+
+    def has_listeners(self, sender: object = None) -> bool:
+        """Whether ``send(sender)`` would call any receiver right now.
+
+        As in Django, ``has_listeners()`` with no sender asks about receivers connected
+        for *any* sender, not about receivers connected at all.
+        """
+        sync, async_ = self._cache.get(id(sender)) or self._resolve(sender)
+        return any(ref() is not None for ref in sync) or any(ref() is not None for ref in async_)
+
+    # -- sending ---------------------------------------------------------------------
+
+    def send(self, sender: Any, **named: Any) -> Responses:
+        """Call every receiver for *sender* with ``signal``, ``sender`` and *named*.
+
+        Sync receivers are called one at a time, in order; an exception propagates at
+        once. Async receivers then run concurrently on a private event loop; from a
+        thread that is running a loop, use ``await asend(...)`` instead.
+        Returns ``[(receiver, response), ...]``.
+        """
+        receivers = self._cache.get(id(sender)) or self._resolve(sender)
+        if receivers is NO_RECEIVERS:
+            return []
+        sync, async_ = receivers
+        if async_:
+            return self._send_with_async(sender, named, sync, async_, robust=False)
+        return [
+            (receiver, receiver(signal=self, sender=sender, **named))
+            for ref in sync
+            if (receiver := ref()) is not None
+        ]
+
+    def send_robust(self, sender: Any, **named: Any) -> Responses:
+        """Like ``send``, but a receiver's ``Exception`` is logged and returned, not raised.
+
+        Returns ``[(receiver, response_or_exception), ...]``; each failure is logged at
+        ERROR on the ``tocsin.dispatch`` logger with its traceback.
+        """
+        receivers = self._cache.get(id(sender)) or self._resolve(sender)
+        if receivers is NO_RECEIVERS:
+            return []
+        sync, async_ = receivers
+        if async_:
+            return self._send_with_async(sender, named, sync, async_, robust=True)
+        return self._call_robust(sync, sender, named)
+
+    async def asend(self, sender: Any, **named: Any) -> Responses:
+        """Send from async code: sync receivers first (in a worker thread, as one group),
+        then async receivers concurrently. Returns ``[(receiver, response), ...]``,
+        sync receivers first, each group in registration order.
+        """
+        receivers = self._cache.get(id(sender)) or self._resolve(sender)
+        if receivers is NO_RECEIVERS:
+            return []
+        return await self._dispatch_async(sender, named, *receivers, robust=False)
+
+    async def asend_robust(self, sender: Any, **named: Any) -> Responses:
+        """``asend`` that logs and returns each receiver's ``Exception`` instead of raising."""
+        receivers = self._cache.get(id(sender)) or self._resolve(sender)
+        if receivers is NO_RECEIVERS:
+            return []
+        return await self._dispatch_async(sender, named, *receivers, robust=True)
+
+    # -- the parts of dispatch that are not the hot path --------------------------------
+
+    def _call(self, refs: Iterable[Dereference], sender: Any, named: dict[str, Any]) -> Responses:
+        return [
+            (receiver, receiver(signal=self, sender=sender, **named))
+            for ref in refs
+            if (receiver := ref()) is not None
+        ]
+
+    def _call_robust(
+        self, refs: Iterable[Dereference], sender: Any, named: dict[str, Any]
+    ) -> Responses:
+        responses: Responses = []
+        for ref in refs:
+            receiver = ref()
+            if receiver is None:
+                continue
+            try:
+                response = receiver(signal=self, sender=sender, **named)
+            except Exception as error:
+                _log_failure(receiver, error)
+                response = error
+            responses.append((receiver, response))
+        return responses
+
+    def _send_with_async(
+        self,
+        sender: Any,
+        named: dict[str, Any],
+        sync: tuple[Dereference, ...],
+        async_: tuple[Dereference, ...],
+        robust: bool,
+    ) -> Responses:
+        async_receivers = [receiver for ref in async_ if (receiver := ref()) is not None]
+        if async_receivers and _async.loop_is_running():
+            method = "asend_robust" if robust else "asend"
+            raise RuntimeError(
+                f"{self!r} has async receivers and send{'_robust' if robust else ''}() "
+                "was called from a thread that is running an event loop, which it cannot "
+                f"block. Use 'await signal.{method}(...)' instead."
+            )
+        responses = (self._call_robust if robust else self._call)(sync, sender, named)
+        if async_receivers:
+            responses += _async.run_blocking(
+                lambda context: self._call_async(async_receivers, sender, named, context, robust)
+            )
+        return responses
+
+    async def _dispatch_async(
+        self,
+        sender: Any,
+        named: dict[str, Any],
+        sync: tuple[Dereference, ...],
+        async_: tuple[Dereference, ...],
+        robust: bool,
+    ) -> Responses:
+        async_receivers = [receiver for ref in async_ if (receiver := ref()) is not None]
+        context = contextvars.copy_context()
+        try:
+            responses: Responses = []
+            if sync:
+                call = self._call_robust if robust else self._call
+                responses = await _async.run_in_worker_thread(
+                    functools.partial(call, sync, sender, named), context
+                )
+            if async_receivers:
+                responses += await self._call_async(
+                    async_receivers, sender, named, context, robust
+                )
+            return responses
+        finally:
+            _async.restore_context(context)
+
+    async def _call_async(
+        self,
+        receivers: list[Receiver],
+        sender: Any,
+        named: dict[str, Any],
+        context: contextvars.Context,
+        robust: bool,
+    ) -> Responses:
+        if robust:
+            calls = [self._guarded(receiver, sender, named) for receiver in receivers]
+        else:
+            calls = [receiver(signal=self, sender=sender, **named) for receiver in receivers]
+        results = await _async.run_concurrently(calls, context)
+        return list(zip(receivers, results, strict=True))
+
+    async def _guarded(self, receiver: Receiver, sender: Any, named: dict[str, Any]) -> Any:
+        try:
+            return await receiver(signal=self, sender=sender, **named)
+        except Exception as error:
+            _log_failure(receiver, error)
+            return error
+
+    def _checking(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def checked(sender: Any, **named: Any) -> Any:
+            self._check_arguments(method.__name__, named)
+            return method(sender, **named)
+
+        return checked
+
+    def _check_arguments(self, method: str, named: dict[str, Any]) -> None:
+        expected = self.providing_args or frozenset()
+        missing = sorted(expected - named.keys())
+        unexpected = sorted(named.keys() - expected)
+        if missing or unexpected:
+            problems = []
+            if missing:
+                problems.append(f"missing keyword argument(s) {', '.join(map(repr, missing))}")
+            if unexpected:
+                problems.append(
+                    f"unexpected keyword argument(s) {', '.join(map(repr, unexpected))}"
+                )
+            raise TypeError(f"{self!r}.{method}(): {'; '.join(problems)}")
+
+    # -- resolving and caching ----------------------------------------------------------
+
+    def _resolve(self, sender: object) -> Resolved:
+        """Compute (and cache) the ordered sync and async receivers for *sender*."""
+        with self.lock:
+            self._collect_dead()
+            anyone = self._buckets.get(NONE_ID)
+            entries: list[Entry] = list(anyone.values()) if anyone else []
+            own = None if sender is None else self._buckets.get(id(sender))
+            if own is not None and own.holds(sender):
+                entries += own.values()
+                entries.sort(key=_dispatch_order)
+            elif self._priorities_used:
+                entries.sort(key=_dispatch_order)
+            live = [entry for entry in entries if entry() is not None]
+            resolved: Resolved = (
+                tuple(entry.dereference for entry in live if not entry.is_async),
+                tuple(entry.dereference for entry in live if entry.is_async),
+            )
+            if not live:
+                resolved = NO_RECEIVERS
+            if len(self._cache) >= max(_CACHE_SIZE, 2 * len(self._buckets)):
+                self._cache.clear()
+            self._cache[id(sender)] = resolved
+        return resolved
+
+    def _bucket_of(self, sender: object) -> _Bucket:
+        """The bucket for *sender*, new (and not yet registered) if it has none."""
+        bucket = self._buckets.get(NONE_ID if sender is None else id(sender))
+        if bucket is not None and (sender is None or bucket.holds(sender)):
+            return bucket
+        return _Bucket(self, sender)
+
+    def _invalidate(self, bucket: _Bucket) -> None:
+        if bucket.sender_key == NONE_ID:
+            self._cache.clear()
+        else:
+            self._cache.pop(bucket.sender_key, None)
+
+    def _receiver_died(self, entry: Entry) -> None:
+        # A weak-reference callback: it may run inside the garbage collector while this
+        # very thread holds the lock, so it must never wait for it.
+        if self.lock.acquire(blocking=False):
+            try:
+                self._forget_receiver(entry)
+            finally:
+                self.lock.release()
+        else:
+            self._dead.append(entry)
+        self._invalidate(entry.bucket)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "A weakly referenced receiver of %r was garbage collected and disconnected "
+                "(key %r)",
+                self,
+                entry.key,
+            )
+
+    def _sender_died(self, ref: _SenderRef) -> None:
+        # As above: a weak-reference callback never waits for the lock.
+        if self.lock.acquire(blocking=False):
+            try:
+                self._forget_sender(ref)
+            finally:
+                self.lock.release()
+        else:
+            self._dead.append(ref)
+        self._cache.pop(ref.key, None)
+
+    def _forget_receiver(self, entry: Entry) -> None:
+        bucket = entry.bucket
+        if bucket.get(entry.key) is entry:
+            del bucket[entry.key]
+            if not bucket and self._buckets.get(bucket.sender_key) is bucket:
+                del self._buckets[bucket.sender_key]
+
+    def _forget_sender(self, ref: _SenderRef) -> None:
+        bucket = self._buckets.get(ref.key)
+        if bucket is not None and bucket.sender_ref is ref:
+            del self._buckets[ref.key]
+
+    def _collect_dead(self) -> None:
+        """Finish what garbage collection queued while the lock was held (lock held)."""
+        while self._dead:
+            dead = self._dead.pop()
+            if isinstance(dead, _SenderRef):
+                self._forget_sender(dead)
+            else:
+                self._forget_receiver(dead)
+
+    # -- compatibility with code that reads Django's internals ----------------------------
+
+    @property
+    def receivers(self) -> list[Entry]:
+        """The connected receivers, in connection order.
+
+        Each entry reads like Django's tuple ``((receiver_key, sender_key), ref,
+        sender_ref, is_async)``. Assigning a list of entries read from this property
+        (``signal.receivers = saved``) reconnects exactly those, in that order;
+        ``signal.receivers = []`` disconnects everything.
+        """
+        with self.lock:
+            self._collect_dead()
+            entries = [entry for bucket in self._buckets.values() for entry in bucket.values()]
+        entries.sort(key=_connection_order)
+        return entries
+
+    @receivers.setter
+    def receivers(self, entries: Iterable[Entry]) -> None:
+        entries = list(entries)
+        for entry in entries:
+            if not isinstance(entry, (WeakEntry, StrongEntry)) or entry.bucket.owner is not self:
+                raise TypeError(
+                    f"{self!r}.receivers can only be set to entries read from its own "
+                    f"receivers attribute, not {entry!r}"
+                )
+        with self.lock:
+            self._collect_dead()
+            buckets: dict[int, _Bucket] = {}
+            for entry in entries:
+                if entry() is not None and entry.bucket.alive():
+                    buckets.setdefault(entry.bucket.sender_key, entry.bucket).clear()
+            for entry in entries:
+                bucket = entry.bucket
+                # Skip dead receivers, buckets of dead senders, and repeats (first wins).
+                if buckets.get(bucket.sender_key) is bucket and entry.key not in bucket:
+                    if entry() is not None:
+                        entry.seq = next(self._seq)
+                        bucket[entry.key] = entry
+            self._buckets = {key: bucket for key, bucket in buckets.items() if bucket}
+            self._cache.clear()
+
+    @property
+    def sender_receivers_cache(self) -> dict[int, Resolved]:
+        """The cache of resolved receivers. Clearing it is always safe (and never needed)."""
+        return self._cache
+
+
+def receiver(signal: Signal | list[Signal] | tuple[Signal, ...], **kwargs: Any) -> Callable[[_F], _F]:
+    """Decorator: connect the decorated function to *signal* (or to each of a list or tuple).
+
+    *kwargs* go to ``connect`` unchanged. Returns the function itself, unwrapped.
+    """
+    signals = signal if isinstance(signal, (list, tuple)) else [signal]
+    for each in signals:
+        if not callable(getattr(each, "connect", None)):
+            raise TypeError(
+                f"receiver() takes a Signal or a list or tuple of Signals, not {each!r}"
+            )
+
+    def connect(function: _F) -> _F:
+        for each in signals:
+            each.connect(function, **kwargs)
+        return function
+
+    return connect
+
+
+# -- connect-time checks -------------------------------------------------------------
+
+
+def _argument_names(names: Iterable[str] | None) -> frozenset[str] | None:
+    if names is None:
+        return None
+    if isinstance(names, str):
+        raise TypeError(
+            f"providing_args must be a list of argument names, not the string {names!r}"
+        )
+    names = frozenset(names)
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TypeError(f"providing_args must hold argument names, not {name!r}")
+    return names
+
+
+def _check_receiver(receiver: object) -> None:
+    if not callable(receiver):
+        raise TypeError("Signal receivers must be callable.")
+    if not _accepts_kwargs(receiver):
+        raise ValueError("Signal receivers must accept keyword arguments (**kwargs).")
+
+
+def _accepts_kwargs(receiver: object) -> bool:
+    """Whether *receiver* takes ``**kwargs``; a function's code flags answer without inspect."""
+    function = getattr(receiver, "__func__", receiver)
+    if not isinstance(function, FunctionType) and not isinstance(receiver, type):
+        function = getattr(type(receiver), "__call__", None)
+    if isinstance(function, FunctionType):
+        return bool(function.__code__.co_flags & inspect.CO_VARKEYWORDS)
+    try:
+        signature = inspect.signature(receiver)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return True  # nothing to judge by (some builtins): let it through
+    return any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+
+
+def _is_async(receiver: object) -> bool:
+    if inspect.iscoroutinefunction(receiver):
+        return True
+    if isinstance(receiver, type):
+        return False
+    return inspect.iscoroutinefunction(getattr(type(receiver), "__call__", None))
+
+
+def _describe(receiver: object) -> str:
+    # Django reads __qualname__, which partials and callable objects lack.
+    name = getattr(receiver, "__qualname__", None)
+    return name if isinstance(name, str) else repr(receiver)
+
+
+def _log_failure(receiver: object, error: Exception) -> None:
+    logger.error(
+        "Error calling %s in Signal.send_robust() (%s)",
+        _describe(receiver),
+        error,
+        exc_info=error,
+    )
+

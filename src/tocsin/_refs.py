@@ -1,0 +1,214 @@
+"""How a connected receiver is held: weakly, weakly through its instance, or strongly.
+
+The kind of reference is chosen once, at connect time, so that ``send`` never branches on
+it: every entry offers ``dereference``, a callable that returns the live receiver or
+``None``, and the send loop calls that and nothing else.
+
+An entry also carries what the signal needs to order and remove it (its lookup key, the
+bucket of its sender, its connection sequence number and priority). Weak entries *are*
+their weak reference (a ``weakref.ref`` subclass): one object per receiver keeps the
+memory cost of a connection low.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Callable, Iterator
+from types import MethodType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tocsin._dispatcher import _Bucket
+
+Receiver = Callable[..., Any]
+# A receiver's identity: id() for most callables, (id(instance), id(function)) for bound
+# methods so that two bound-method objects of the same method are the same receiver, or a
+# DispatchUid.
+ReceiverKey = Any
+
+# Django's sender key for "any sender".
+NONE_ID = id(None)
+
+
+class DispatchUid:
+    """The lookup key of a receiver connected with a ``dispatch_uid``.
+
+    Wrapping the uid keeps it apart from ``id()`` keys: an integer uid can never collide
+    with the identity of some other receiver.
+    """
+
+    __slots__ = ("uid",)
+
+    def __init__(self, uid: object) -> None:
+        self.uid = uid
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DispatchUid) and self.uid == other.uid
+
+    def __hash__(self) -> int:
+        return hash((DispatchUid, self.uid))
+
+    def __repr__(self) -> str:
+        return f"DispatchUid({self.uid!r})"
+
+
+def receiver_key(receiver: object, dispatch_uid: object = None) -> ReceiverKey:
+    """Return the key that identifies *receiver* (or *dispatch_uid*) within one sender."""
+    if dispatch_uid:
+        return DispatchUid(dispatch_uid)
+    if hasattr(receiver, "__func__") and hasattr(receiver, "__self__"):
+        return (id(receiver.__self__), id(receiver.__func__))
+    return id(receiver)
+
+
+class _EntryShape:
+    """Lets an entry be read like a Django 4-tuple ``((key, sender_key), ref, sender_ref, is_async)``.
+
+    Third-party code (factory_boy's ``mute_signals``, debugging snippets) reads
+    ``signal.receivers`` expecting that shape.
+    """
+
+    __slots__ = ()
+
+    key: ReceiverKey
+    bucket: _Bucket
+    is_async: bool
+
+    def _django_tuple(self) -> tuple[Any, Any, Any, bool]:
+        bucket = self.bucket
+        return ((self.key, bucket.sender_key), self._reference(), bucket.sender_ref, self.is_async)
+
+    def _reference(self) -> Any:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._django_tuple())
+
+    def __getitem__(self, index: int) -> Any:
+        return self._django_tuple()[index]
+
+    def __len__(self) -> int:
+        return 4
+
+
+class WeakEntry(weakref.ref, _EntryShape):  # type: ignore[type-arg]
+    """A receiver held by a weak reference: a function, a class, a callable object."""
+
+    __slots__ = ("key", "bucket", "seq", "priority")
+    is_async = False
+    weak = True
+
+    def __new__(cls, receiver: Receiver, on_death: Callable[[Any], None], *_: Any) -> WeakEntry:
+        return super().__new__(cls, receiver, on_death)
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        on_death: Callable[[Any], None],
+        key: ReceiverKey,
+        bucket: _Bucket,
+        seq: int,
+        priority: int,
+    ) -> None:
+        super().__init__(receiver, on_death)
+        self.key = key
+        self.bucket = bucket
+        self.seq = seq
+        self.priority = priority
+
+    @property
+    def dereference(self) -> Callable[[], Receiver | None]:
+        # Calling a weak reference already returns the receiver or None, at C speed.
+        return self
+
+    def _reference(self) -> Any:
+        return self
+
+
+class WeakMethodEntry(WeakEntry):
+    """A bound method held through a weak reference to its instance.
+
+    The method object itself is a temporary that dies at once, so it is rebuilt from the
+    instance and the function on each call. The function is held strongly: it lives as
+    long as its class does.
+    """
+
+    __slots__ = ("function",)
+
+    def __new__(cls, method: Any, on_death: Callable[[Any], None], *_: Any) -> WeakMethodEntry:
+        return weakref.ref.__new__(cls, method.__self__, on_death)
+
+    def __init__(self, method: Any, on_death: Callable[[Any], None], *rest: Any) -> None:
+        super().__init__(method.__self__, on_death, *rest)
+        self.function = method.__func__
+
+    def __call__(self) -> Receiver | None:
+        instance = super().__call__()
+        if instance is None:
+            return None
+        return MethodType(self.function, instance)
+
+
+class StrongEntry(_EntryShape):
+    """A receiver held by a strong reference (``weak=False``)."""
+
+    __slots__ = ("receiver", "key", "bucket", "seq", "priority")
+    is_async = False
+    weak = False
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        on_death: object,
+        key: ReceiverKey,
+        bucket: _Bucket,
+        seq: int,
+        priority: int,
+    ) -> None:
+        self.receiver = receiver
+        self.key = key
+        self.bucket = bucket
+        self.seq = seq
+        self.priority = priority
+
+    def __call__(self) -> Receiver:
+        return self.receiver
+
+    @property
+    def dereference(self) -> Callable[[], Receiver | None]:
+        # A constant function implemented in C: the send loop pays no Python frame to
+        # "dereference" a strong receiver.
+        return itertools.repeat(self.receiver).__next__
+
+    def _reference(self) -> Any:
+        return self.receiver
+
+
+# Whether a receiver is async is decided at connect time and recorded in the entry's
+# class, which costs no memory per connection.
+class AsyncWeakEntry(WeakEntry):
+    __slots__ = ()
+    is_async = True
+
+
+class AsyncWeakMethodEntry(WeakMethodEntry):
+    __slots__ = ()
+    is_async = True
+
+
+class AsyncStrongEntry(StrongEntry):
+    __slots__ = ()
+    is_async = True
+
+
+Entry = WeakEntry | StrongEntry
+
+
+def entry_class(receiver: object, weak: bool, is_async: bool) -> type[WeakEntry] | type[StrongEntry]:
+    """Pick the entry class for a receiver, once, at connect time."""
+    if not weak:
+        return AsyncStrongEntry if is_async else StrongEntry
+    if hasattr(receiver, "__func__") and hasattr(receiver, "__self__"):
+        return AsyncWeakMethodEntry if is_async else WeakMethodEntry
+    return AsyncWeakEntry if is_async else WeakEntry
