@@ -41,7 +41,7 @@ from tocsin._refs import (
     receiver_key,
 )
 
-__all__ = ["Signal", "receiver", "WeakReceiverWarning", "NO_RECEIVERS"]
+__all__ = ["NO_RECEIVERS", "Signal", "WeakReceiverWarning", "receiver"]
 
 logger = logging.getLogger("tocsin.dispatch")
 
@@ -74,7 +74,6 @@ class _SenderRef(weakref.ref):  # type: ignore[type-arg]
     __slots__ = ("key",)
 
     def __init__(self, sender: object, callback: Callable[[Any], None], key: int) -> None:
-        super().__init__(sender, callback)
         self.key = key
 
     def __new__(cls, sender: object, callback: Callable[[Any], None], key: int) -> _SenderRef:
@@ -89,7 +88,7 @@ class _Bucket(dict[ReceiverKey, Entry]):
     ``object()``) is held strongly for as long as it has receivers, for the same reason.
     """
 
-    __slots__ = ("owner", "sender_key", "sender_ref", "sender")
+    __slots__ = ("owner", "priorities", "sender", "sender_key", "sender_ref")
 
     def __init__(self, owner: Signal, sender: object) -> None:
         super().__init__()
@@ -97,6 +96,8 @@ class _Bucket(dict[ReceiverKey, Entry]):
         self.sender_key = NONE_ID if sender is None else id(sender)
         self.sender_ref: _SenderRef | None = None
         self.sender: object = None
+        # Receiver key -> priority, for the few connections that set one.
+        self.priorities: dict[ReceiverKey, int] | None = None
         if sender is not None:
             try:
                 self.sender_ref = _SenderRef(sender, owner._on_sender_death, self.sender_key)
@@ -108,6 +109,14 @@ class _Bucket(dict[ReceiverKey, Entry]):
         if self.sender_ref is not None:
             return self.sender_ref() is not None
         return True
+
+    def set_priority(self, key: ReceiverKey, priority: int) -> None:
+        if priority:
+            if self.priorities is None:
+                self.priorities = {}
+            self.priorities[key] = priority
+        elif self.priorities:
+            self.priorities.pop(key, None)
 
     def holds(self, sender: object) -> bool:
         """Whether this bucket is the one of *sender* (and not of a dead sender with its id)."""
@@ -227,9 +236,7 @@ class Signal:
             if existing is not None and existing() is not None:
                 return receiver
             try:
-                entry = make_entry(
-                    receiver, self._on_receiver_death, key, bucket, next(self._seq), priority
-                )
+                entry = make_entry(receiver, self._on_receiver_death, key, bucket, next(self._seq))
             except TypeError as error:
                 raise TypeError(
                     f"{error}: connect {receiver!r} with weak=False to hold it strongly"
@@ -237,6 +244,7 @@ class Signal:
             if existing is not None:
                 del bucket[key]
             bucket[key] = entry
+            bucket.set_priority(key, priority)
             self._buckets[bucket.sender_key] = bucket
             self._priorities_used = self._priorities_used or priority != 0
             self._invalidate(bucket)
@@ -264,6 +272,7 @@ class Signal:
                 return False
             if bucket.pop(key, None) is None:
                 return False
+            bucket.set_priority(key, 0)
             if not bucket:
                 del self._buckets[sender_key]
             self._invalidate(bucket)
@@ -292,13 +301,15 @@ class Signal:
         if receivers is NO_RECEIVERS:
             return []
         sync, async_ = receivers
+        kwargs = self._receiver_kwargs("send", sender, named)
         if async_:
-            return self._send_with_async(sender, named, sync, async_, robust=False)
-        return [
-            (receiver, receiver(signal=self, sender=sender, **named))
-            for ref in sync
-            if (receiver := ref()) is not None
-        ]
+            return self._send_with_async(sync, async_, kwargs, robust=False)
+        responses = []
+        for ref in sync:
+            receiver = ref()
+            if receiver is not None:
+                responses.append((receiver, receiver(**kwargs)))
+        return responses
 
     def send_robust(self, sender: Any, **named: Any) -> Responses:
         """Like ``send``, but a receiver's ``Exception`` is logged and returned, not raised.
@@ -310,9 +321,10 @@ class Signal:
         if receivers is NO_RECEIVERS:
             return []
         sync, async_ = receivers
+        kwargs = self._receiver_kwargs("send_robust", sender, named)
         if async_:
-            return self._send_with_async(sender, named, sync, async_, robust=True)
-        return self._call_robust(sync, sender, named)
+            return self._send_with_async(sync, async_, kwargs, robust=True)
+        return _call_robust(sync, kwargs)
 
     async def asend(self, sender: Any, **named: Any) -> Responses:
         """Send from async code: sync receivers first (in a worker thread, as one group),
@@ -322,109 +334,52 @@ class Signal:
         receivers = self._cache.get(id(sender)) or self._resolve(sender)
         if receivers is NO_RECEIVERS:
             return []
-        return await self._dispatch_async(sender, named, *receivers, robust=False)
+        kwargs = self._receiver_kwargs("asend", sender, named)
+        return await _dispatch_async(*receivers, kwargs, robust=False)
 
     async def asend_robust(self, sender: Any, **named: Any) -> Responses:
         """``asend`` that logs and returns each receiver's ``Exception`` instead of raising."""
         receivers = self._cache.get(id(sender)) or self._resolve(sender)
         if receivers is NO_RECEIVERS:
             return []
-        return await self._dispatch_async(sender, named, *receivers, robust=True)
+        kwargs = self._receiver_kwargs("asend_robust", sender, named)
+        return await _dispatch_async(*receivers, kwargs, robust=True)
 
     # -- the parts of dispatch that are not the hot path --------------------------------
 
-    def _call(self, refs: Iterable[Dereference], sender: Any, named: dict[str, Any]) -> Responses:
-        return [
-            (receiver, receiver(signal=self, sender=sender, **named))
-            for ref in refs
-            if (receiver := ref()) is not None
-        ]
+    def _receiver_kwargs(self, method: str, sender: Any, named: dict[str, Any]) -> dict[str, Any]:
+        """What every receiver is called with: *named* plus ``signal`` and ``sender``.
 
-    def _call_robust(
-        self, refs: Iterable[Dereference], sender: Any, named: dict[str, Any]
-    ) -> Responses:
-        responses: Responses = []
-        for ref in refs:
-            receiver = ref()
-            if receiver is None:
-                continue
-            try:
-                response = receiver(signal=self, sender=sender, **named)
-            except Exception as error:
-                _log_failure(receiver, error)
-                response = error
-            responses.append((receiver, response))
-        return responses
+        The dict is built once per send, not once per receiver; each receiver still gets
+        a fresh ``**kwargs`` dict of its own from the call.
+        """
+        if "signal" in named:
+            raise TypeError(f"{method}() got multiple values for keyword argument 'signal'")
+        named["signal"] = self
+        named["sender"] = sender
+        return named
 
     def _send_with_async(
         self,
-        sender: Any,
-        named: dict[str, Any],
         sync: tuple[Dereference, ...],
         async_: tuple[Dereference, ...],
+        kwargs: dict[str, Any],
         robust: bool,
     ) -> Responses:
-        async_receivers = [receiver for ref in async_ if (receiver := ref()) is not None]
+        async_receivers = _live(async_)
         if async_receivers and _async.loop_is_running():
             method = "asend_robust" if robust else "asend"
             raise RuntimeError(
-                f"{self!r} has async receivers and send{'_robust' if robust else ''}() "
-                "was called from a thread that is running an event loop, which it cannot "
-                f"block. Use 'await signal.{method}(...)' instead."
+                f"{self!r} has async receivers and {method[1:]}() was called from a thread "
+                "that is running an event loop, which it must not block. "
+                f"Use 'await signal.{method}(...)' instead."
             )
-        responses = (self._call_robust if robust else self._call)(sync, sender, named)
+        responses = (_call_robust if robust else _call)(sync, kwargs)
         if async_receivers:
             responses += _async.run_blocking(
-                lambda context: self._call_async(async_receivers, sender, named, context, robust)
+                lambda context: _call_async(async_receivers, kwargs, context, robust)
             )
         return responses
-
-    async def _dispatch_async(
-        self,
-        sender: Any,
-        named: dict[str, Any],
-        sync: tuple[Dereference, ...],
-        async_: tuple[Dereference, ...],
-        robust: bool,
-    ) -> Responses:
-        async_receivers = [receiver for ref in async_ if (receiver := ref()) is not None]
-        context = contextvars.copy_context()
-        try:
-            responses: Responses = []
-            if sync:
-                call = self._call_robust if robust else self._call
-                responses = await _async.run_in_worker_thread(
-                    functools.partial(call, sync, sender, named), context
-                )
-            if async_receivers:
-                responses += await self._call_async(
-                    async_receivers, sender, named, context, robust
-                )
-            return responses
-        finally:
-            _async.restore_context(context)
-
-    async def _call_async(
-        self,
-        receivers: list[Receiver],
-        sender: Any,
-        named: dict[str, Any],
-        context: contextvars.Context,
-        robust: bool,
-    ) -> Responses:
-        if robust:
-            calls = [self._guarded(receiver, sender, named) for receiver in receivers]
-        else:
-            calls = [receiver(signal=self, sender=sender, **named) for receiver in receivers]
-        results = await _async.run_concurrently(calls, context)
-        return list(zip(receivers, results, strict=True))
-
-    async def _guarded(self, receiver: Receiver, sender: Any, named: dict[str, Any]) -> Any:
-        try:
-            return await receiver(signal=self, sender=sender, **named)
-        except Exception as error:
-            _log_failure(receiver, error)
-            return error
 
     def _checking(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -521,6 +476,7 @@ class Signal:
         bucket = entry.bucket
         if bucket.get(entry.key) is entry:
             del bucket[entry.key]
+            bucket.set_priority(entry.key, 0)
             if not bucket and self._buckets.get(bucket.sender_key) is bucket:
                 del self._buckets[bucket.sender_key]
 
@@ -573,10 +529,13 @@ class Signal:
             for entry in entries:
                 bucket = entry.bucket
                 # Skip dead receivers, buckets of dead senders, and repeats (first wins).
-                if buckets.get(bucket.sender_key) is bucket and entry.key not in bucket:
-                    if entry() is not None:
-                        entry.seq = next(self._seq)
-                        bucket[entry.key] = entry
+                if (
+                    buckets.get(bucket.sender_key) is bucket
+                    and entry.key not in bucket
+                    and entry() is not None
+                ):
+                    entry.seq = next(self._seq)
+                    bucket[entry.key] = entry
             self._buckets = {key: bucket for key, bucket in buckets.items() if bucket}
             self._cache.clear()
 
@@ -586,7 +545,9 @@ class Signal:
         return self._cache
 
 
-def receiver(signal: Signal | list[Signal] | tuple[Signal, ...], **kwargs: Any) -> Callable[[_F], _F]:
+def receiver(
+    signal: Signal | list[Signal] | tuple[Signal, ...], **kwargs: Any
+) -> Callable[[_F], _F]:
     """Decorator: connect the decorated function to *signal* (or to each of a list or tuple).
 
     *kwargs* go to ``connect`` unchanged. Returns the function itself, unwrapped.
@@ -634,7 +595,7 @@ def _accepts_kwargs(receiver: object) -> bool:
     """Whether *receiver* takes ``**kwargs``; a function's code flags answer without inspect."""
     function = getattr(receiver, "__func__", receiver)
     if not isinstance(function, FunctionType) and not isinstance(receiver, type):
-        function = getattr(type(receiver), "__call__", None)
+        function = _call_method(receiver)
     if isinstance(function, FunctionType):
         return bool(function.__code__.co_flags & inspect.CO_VARKEYWORDS)
     try:
@@ -649,7 +610,83 @@ def _is_async(receiver: object) -> bool:
         return True
     if isinstance(receiver, type):
         return False
-    return inspect.iscoroutinefunction(getattr(type(receiver), "__call__", None))
+    return inspect.iscoroutinefunction(_call_method(receiver))
+
+
+def _call_method(instance: object) -> object:
+    """The ``__call__`` defined by a callable object's class, which is what gets called."""
+    return inspect.getattr_static(type(instance), "__call__", None)
+
+
+# -- dispatch helpers off the hot path -------------------------------------------------
+
+
+def _live(refs: Iterable[Dereference]) -> list[Receiver]:
+    return [receiver for ref in refs if (receiver := ref()) is not None]
+
+
+def _call(refs: Iterable[Dereference], kwargs: dict[str, Any]) -> Responses:
+    return [(receiver, receiver(**kwargs)) for receiver in _live(refs)]
+
+
+def _call_robust(refs: Iterable[Dereference], kwargs: dict[str, Any]) -> Responses:
+    responses: Responses = []
+    for ref in refs:
+        receiver = ref()
+        if receiver is None:
+            continue
+        try:
+            response = receiver(**kwargs)
+        except Exception as error:
+            _log_failure(receiver, error)
+            response = error
+        responses.append((receiver, response))
+    return responses
+
+
+async def _dispatch_async(
+    sync: tuple[Dereference, ...],
+    async_: tuple[Dereference, ...],
+    kwargs: dict[str, Any],
+    robust: bool,
+) -> Responses:
+    """Django 6.1's asend: the sync group in a worker thread first, then the async ones."""
+    async_receivers = _live(async_)
+    context = contextvars.copy_context()
+    try:
+        responses: Responses = []
+        if sync:
+            call = _call_robust if robust else _call
+            responses = await _async.run_in_worker_thread(
+                functools.partial(call, sync, kwargs), context
+            )
+        if async_receivers:
+            responses += await _call_async(async_receivers, kwargs, context, robust)
+        return responses
+    finally:
+        _async.restore_context(context)
+
+
+async def _call_async(
+    receivers: list[Receiver],
+    kwargs: dict[str, Any],
+    context: contextvars.Context,
+    robust: bool,
+) -> Responses:
+    if robust:
+        calls = [_guarded(receiver, kwargs) for receiver in receivers]
+    else:
+        calls = [receiver(**kwargs) for receiver in receivers]
+    results = await _async.run_concurrently(calls, context)
+    return list(zip(receivers, results, strict=True))
+
+
+async def _guarded(receiver: Receiver, kwargs: dict[str, Any]) -> Any:
+    try:
+        return await receiver(**kwargs)
+    except Exception as error:
+        _log_failure(receiver, error)
+        return error
 
 
 def _describe(receiver: object) -> str:
@@ -665,4 +702,3 @@ def _log_failure(receiver: object, error: Exception) -> None:
         error,
         exc_info=error,
     )
-

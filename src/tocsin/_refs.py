@@ -4,8 +4,9 @@ The kind of reference is chosen once, at connect time, so that ``send`` never br
 it: every entry offers ``dereference``, a callable that returns the live receiver or
 ``None``, and the send loop calls that and nothing else.
 
-An entry also carries what the signal needs to order and remove it (its lookup key, the
-bucket of its sender, its connection sequence number and priority). Weak entries *are*
+An entry also carries what the signal needs to order and remove it: its lookup key, the
+bucket of its sender, and its connection sequence number. (Its priority, which most
+connections do not set, is kept by the bucket.) Weak entries *are*
 their weak reference (a ``weakref.ref`` subclass): one object per receiver keeps the
 memory cost of a connection low.
 """
@@ -63,7 +64,7 @@ def receiver_key(receiver: object, dispatch_uid: object = None) -> ReceiverKey:
 
 
 class _EntryShape:
-    """Lets an entry be read like a Django 4-tuple ``((key, sender_key), ref, sender_ref, is_async)``.
+    """Lets an entry be read as Django's ``((key, sender_key), ref, sender_ref, is_async)``.
 
     Third-party code (factory_boy's ``mute_signals``, debugging snippets) reads
     ``signal.receivers`` expecting that shape.
@@ -74,6 +75,12 @@ class _EntryShape:
     key: ReceiverKey
     bucket: _Bucket
     is_async: bool
+
+    @property
+    def priority(self) -> int:
+        """Higher runs earlier; kept by the bucket, since most connections have none."""
+        priorities = self.bucket.priorities
+        return priorities.get(self.key, 0) if priorities else 0
 
     def _django_tuple(self) -> tuple[Any, Any, Any, bool]:
         bucket = self.bucket
@@ -95,7 +102,7 @@ class _EntryShape:
 class WeakEntry(weakref.ref, _EntryShape):  # type: ignore[type-arg]
     """A receiver held by a weak reference: a function, a class, a callable object."""
 
-    __slots__ = ("key", "bucket", "seq", "priority")
+    __slots__ = ("bucket", "key", "seq")
     is_async = False
     weak = True
 
@@ -109,13 +116,11 @@ class WeakEntry(weakref.ref, _EntryShape):  # type: ignore[type-arg]
         key: ReceiverKey,
         bucket: _Bucket,
         seq: int,
-        priority: int,
     ) -> None:
-        super().__init__(receiver, on_death)
+        # weakref.ref.__init__ does nothing that __new__ has not done.
         self.key = key
         self.bucket = bucket
         self.seq = seq
-        self.priority = priority
 
     @property
     def dereference(self) -> Callable[[], Receiver | None]:
@@ -153,7 +158,7 @@ class WeakMethodEntry(WeakEntry):
 class StrongEntry(_EntryShape):
     """A receiver held by a strong reference (``weak=False``)."""
 
-    __slots__ = ("receiver", "key", "bucket", "seq", "priority")
+    __slots__ = ("bucket", "key", "receiver", "seq")
     is_async = False
     weak = False
 
@@ -164,13 +169,11 @@ class StrongEntry(_EntryShape):
         key: ReceiverKey,
         bucket: _Bucket,
         seq: int,
-        priority: int,
     ) -> None:
         self.receiver = receiver
         self.key = key
         self.bucket = bucket
         self.seq = seq
-        self.priority = priority
 
     def __call__(self) -> Receiver:
         return self.receiver
@@ -205,7 +208,9 @@ class AsyncStrongEntry(StrongEntry):
 Entry = WeakEntry | StrongEntry
 
 
-def entry_class(receiver: object, weak: bool, is_async: bool) -> type[WeakEntry] | type[StrongEntry]:
+def entry_class(
+    receiver: object, weak: bool, is_async: bool
+) -> type[WeakEntry] | type[StrongEntry]:
     """Pick the entry class for a receiver, once, at connect time."""
     if not weak:
         return AsyncStrongEntry if is_async else StrongEntry
