@@ -22,6 +22,7 @@ import functools
 import inspect
 import itertools
 import logging
+import sys
 import threading
 import warnings
 import weakref
@@ -37,7 +38,7 @@ from tocsin._refs import (
     ReceiverKey,
     StrongEntry,
     WeakEntry,
-    entry_class,
+    make_entry,
     receiver_key,
 )
 
@@ -215,19 +216,12 @@ class Signal:
         registration wins. Higher ``priority`` runs earlier; equal priorities run in
         connection order. Returns *receiver*, so ``connect`` also works as a decorator.
         """
-        _check_receiver(receiver)
+        is_async = _inspect_receiver(receiver)
         if type(priority) is not int:
             raise TypeError(f"priority must be an int, not {type(priority).__name__}")
         if weak and getattr(receiver, "__name__", None) == "<lambda>":
-            warnings.warn(
-                f"{receiver!r} is connected weakly to {self!r}: nothing else refers to "
-                "a lambda, so it will be garbage collected and never called. "
-                "Connect it with weak=False, or use a named function.",
-                WeakReceiverWarning,
-                stacklevel=2,
-            )
+            _warn_weak_lambda(self, receiver)
         key = receiver_key(receiver, dispatch_uid)
-        make_entry = entry_class(receiver, weak, _is_async(receiver))
 
         with self.lock:
             self._collect_dead()
@@ -236,7 +230,9 @@ class Signal:
             if existing is not None and existing() is not None:
                 return receiver
             try:
-                entry = make_entry(receiver, self._on_receiver_death, key, bucket, next(self._seq))
+                entry = make_entry(
+                    receiver, weak, is_async, self._on_receiver_death, key, bucket, next(self._seq)
+                )
             except TypeError as error:
                 raise TypeError(
                     f"{error}: connect {receiver!r} with weak=False to hold it strongly"
@@ -522,21 +518,30 @@ class Signal:
                 )
         with self.lock:
             self._collect_dead()
+            # Skip dead receivers and receivers of dead senders; read priorities before
+            # the buckets they live in are rebuilt.
+            plan = [
+                (entry, entry.priority)
+                for entry in entries
+                if entry() is not None and entry.bucket.alive()
+            ]
+            # One bucket per sender: an entry may come from an older bucket of the same
+            # sender (say, saved before `receivers = []` and restored after new connects).
             buckets: dict[int, _Bucket] = {}
-            for entry in entries:
-                if entry() is not None and entry.bucket.alive():
-                    buckets.setdefault(entry.bucket.sender_key, entry.bucket).clear()
-            for entry in entries:
-                bucket = entry.bucket
-                # Skip dead receivers, buckets of dead senders, and repeats (first wins).
-                if (
-                    buckets.get(bucket.sender_key) is bucket
-                    and entry.key not in bucket
-                    and entry() is not None
-                ):
-                    entry.seq = next(self._seq)
-                    bucket[entry.key] = entry
-            self._buckets = {key: bucket for key, bucket in buckets.items() if bucket}
+            for entry, _ in plan:
+                buckets.setdefault(entry.bucket.sender_key, entry.bucket)
+            for bucket in buckets.values():
+                bucket.clear()
+                bucket.priorities = None
+            for entry, priority in plan:
+                bucket = buckets[entry.bucket.sender_key]
+                if entry.key in bucket:
+                    continue  # the first occurrence wins, as with connect
+                entry.bucket = bucket
+                entry.seq = next(self._seq)
+                bucket[entry.key] = entry
+                bucket.set_priority(entry.key, priority)
+            self._buckets = buckets
             self._cache.clear()
 
     @property
@@ -584,11 +589,30 @@ def _argument_names(names: Iterable[str] | None) -> frozenset[str] | None:
     return names
 
 
-def _check_receiver(receiver: object) -> None:
+def _inspect_receiver(receiver: object) -> bool:
+    """Check that *receiver* can be connected, and return whether it is async.
+
+    A plain function, by far the most common receiver, is answered from its code flags
+    alone; everything else goes through ``inspect``.
+    """
+    if type(receiver) is FunctionType:
+        flags = receiver.__code__.co_flags
+        if not flags & inspect.CO_VARKEYWORDS:
+            raise ValueError("Signal receivers must accept keyword arguments (**kwargs).")
+        # A function's __dict__ is empty unless someone marked it (markcoroutinefunction).
+        return bool(flags & inspect.CO_COROUTINE) or bool(
+            receiver.__dict__ and inspect.iscoroutinefunction(receiver)
+        )
     if not callable(receiver):
         raise TypeError("Signal receivers must be callable.")
     if not _accepts_kwargs(receiver):
         raise ValueError("Signal receivers must accept keyword arguments (**kwargs).")
+    if inspect.iscoroutinefunction(receiver):
+        return True
+    if isinstance(receiver, type):
+        return False
+    # Callable objects: what is called is their class's __call__.
+    return inspect.iscoroutinefunction(_call_method(receiver))
 
 
 def _accepts_kwargs(receiver: object) -> bool:
@@ -605,12 +629,18 @@ def _accepts_kwargs(receiver: object) -> bool:
     return any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
 
 
-def _is_async(receiver: object) -> bool:
-    if inspect.iscoroutinefunction(receiver):
-        return True
-    if isinstance(receiver, type):
-        return False
-    return inspect.iscoroutinefunction(_call_method(receiver))
+def _warn_weak_lambda(signal: Signal, receiver: object) -> None:
+    # Point the warning at the user's line, past connect() and the receiver decorator.
+    frame, stacklevel = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("tocsin."):
+        frame, stacklevel = frame.f_back, stacklevel + 1  # type: ignore[assignment]
+    warnings.warn(
+        f"{receiver!r} is connected weakly to {signal!r}: nothing else refers to a lambda, "
+        "so it will be garbage collected and never called. "
+        "Connect it with weak=False, or use a named function.",
+        WeakReceiverWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _call_method(instance: object) -> object:
@@ -676,7 +706,16 @@ async def _call_async(
     if robust:
         calls = [_guarded(receiver, kwargs) for receiver in receivers]
     else:
-        calls = [receiver(**kwargs) for receiver in receivers]
+        calls = []
+        try:
+            for receiver in receivers:
+                calls.append(receiver(**kwargs))
+        except BaseException:
+            # A receiver failed before returning its coroutine: the ones already made
+            # will never run, and must not warn that they were never awaited.
+            for call in calls:
+                call.close()
+            raise
     results = await _async.run_concurrently(calls, context)
     return list(zip(receivers, results, strict=True))
 

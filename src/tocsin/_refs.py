@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Callable, Iterator
-from types import MethodType
+from types import FunctionType, MethodType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -54,12 +54,21 @@ class DispatchUid:
         return f"DispatchUid({self.uid!r})"
 
 
+def is_bound_method(receiver: object) -> bool:
+    """Django's rule: anything with both ``__self__`` and ``__func__`` is a bound method."""
+    if type(receiver) is MethodType:
+        return True
+    if type(receiver) is FunctionType:
+        return False
+    return hasattr(receiver, "__func__") and hasattr(receiver, "__self__")
+
+
 def receiver_key(receiver: object, dispatch_uid: object = None) -> ReceiverKey:
     """Return the key that identifies *receiver* (or *dispatch_uid*) within one sender."""
     if dispatch_uid:
         return DispatchUid(dispatch_uid)
-    if hasattr(receiver, "__func__") and hasattr(receiver, "__self__"):
-        return (id(receiver.__self__), id(receiver.__func__))
+    if is_bound_method(receiver):
+        return (id(receiver.__self__), id(receiver.__func__))  # type: ignore[attr-defined]
     return id(receiver)
 
 
@@ -74,6 +83,7 @@ class _EntryShape:
 
     key: ReceiverKey
     bucket: _Bucket
+    seq: int
     is_async: bool
 
     @property
@@ -106,22 +116,6 @@ class WeakEntry(weakref.ref, _EntryShape):  # type: ignore[type-arg]
     is_async = False
     weak = True
 
-    def __new__(cls, receiver: Receiver, on_death: Callable[[Any], None], *_: Any) -> WeakEntry:
-        return super().__new__(cls, receiver, on_death)
-
-    def __init__(
-        self,
-        receiver: Receiver,
-        on_death: Callable[[Any], None],
-        key: ReceiverKey,
-        bucket: _Bucket,
-        seq: int,
-    ) -> None:
-        # weakref.ref.__init__ does nothing that __new__ has not done.
-        self.key = key
-        self.bucket = bucket
-        self.seq = seq
-
     @property
     def dereference(self) -> Callable[[], Receiver | None]:
         # Calling a weak reference already returns the receiver or None, at C speed.
@@ -140,13 +134,7 @@ class WeakMethodEntry(WeakEntry):
     """
 
     __slots__ = ("function",)
-
-    def __new__(cls, method: Any, on_death: Callable[[Any], None], *_: Any) -> WeakMethodEntry:
-        return weakref.ref.__new__(cls, method.__self__, on_death)
-
-    def __init__(self, method: Any, on_death: Callable[[Any], None], *rest: Any) -> None:
-        super().__init__(method.__self__, on_death, *rest)
-        self.function = method.__func__
+    function: Callable[..., Any]
 
     def __call__(self) -> Receiver | None:
         instance = super().__call__()
@@ -162,18 +150,8 @@ class StrongEntry(_EntryShape):
     is_async = False
     weak = False
 
-    def __init__(
-        self,
-        receiver: Receiver,
-        on_death: object,
-        key: ReceiverKey,
-        bucket: _Bucket,
-        seq: int,
-    ) -> None:
+    def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
-        self.key = key
-        self.bucket = bucket
-        self.seq = seq
 
     def __call__(self) -> Receiver:
         return self.receiver
@@ -208,12 +186,34 @@ class AsyncStrongEntry(StrongEntry):
 Entry = WeakEntry | StrongEntry
 
 
-def entry_class(
-    receiver: object, weak: bool, is_async: bool
-) -> type[WeakEntry] | type[StrongEntry]:
-    """Pick the entry class for a receiver, once, at connect time."""
+def make_entry(
+    receiver: Receiver,
+    weak: bool,
+    is_async: bool,
+    on_death: Callable[[Any], None],
+    key: ReceiverKey,
+    bucket: _Bucket,
+    seq: int,
+) -> Entry:
+    """Create the entry for *receiver*: how it is held is decided here, once.
+
+    Raises ``TypeError`` if *receiver* (or, for a bound method, its instance) cannot be
+    weakly referenced and *weak* is true.
+    """
+    entry: Entry
     if not weak:
-        return AsyncStrongEntry if is_async else StrongEntry
-    if hasattr(receiver, "__func__") and hasattr(receiver, "__self__"):
-        return AsyncWeakMethodEntry if is_async else WeakMethodEntry
-    return AsyncWeakEntry if is_async else WeakEntry
+        entry = (AsyncStrongEntry if is_async else StrongEntry)(receiver)
+    elif is_bound_method(receiver):
+        method = (AsyncWeakMethodEntry if is_async else WeakMethodEntry)(
+            receiver.__self__,  # type: ignore[attr-defined]
+            on_death,
+        )
+        method.function = receiver.__func__  # type: ignore[attr-defined]
+        entry = method
+    else:
+        # Constructed by weakref.ref's own (C) constructor: connecting stays cheap.
+        entry = (AsyncWeakEntry if is_async else WeakEntry)(receiver, on_death)
+    entry.key = key
+    entry.bucket = bucket
+    entry.seq = seq
+    return entry
