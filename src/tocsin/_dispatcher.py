@@ -413,12 +413,14 @@ class Signal:
                 entries.sort(key=_dispatch_order)
             elif self._priorities_used:
                 entries.sort(key=_dispatch_order)
-            live = [entry for entry in entries if entry() is not None]
-            resolved: Resolved = (
-                tuple(entry.dereference for entry in live if not entry.is_async),
-                tuple(entry.dereference for entry in live if entry.is_async),
-            )
-            if not live:
+            # A receiver that has just died may still be listed (its callback has yet to
+            # run): send() skips it, and the callback will invalidate this result.
+            if entries:
+                resolved: Resolved = (
+                    tuple([entry.dereference for entry in entries if not entry.is_async]),
+                    tuple([entry.dereference for entry in entries if entry.is_async]),
+                )
+            else:
                 resolved = NO_RECEIVERS
             if len(self._cache) >= max(_CACHE_SIZE, 2 * len(self._buckets)):
                 self._cache.clear()
@@ -441,6 +443,7 @@ class Signal:
     def _receiver_died(self, entry: Entry) -> None:
         # A weak-reference callback: it may run inside the garbage collector while this
         # very thread holds the lock, so it must never wait for it.
+        bucket = entry.bucket
         if self.lock.acquire(blocking=False):
             try:
                 self._forget_receiver(entry)
@@ -448,7 +451,10 @@ class Signal:
                 self.lock.release()
         else:
             self._dead.append(entry)
-        self._invalidate(entry.bucket)
+        if bucket.sender_key == NONE_ID:
+            self._cache.clear()
+        else:
+            self._cache.pop(bucket.sender_key, None)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "A weakly referenced receiver of %r was garbage collected and disconnected "
@@ -472,7 +478,8 @@ class Signal:
         bucket = entry.bucket
         if bucket.get(entry.key) is entry:
             del bucket[entry.key]
-            bucket.set_priority(entry.key, 0)
+            if bucket.priorities:
+                bucket.priorities.pop(entry.key, None)
             if not bucket and self._buckets.get(bucket.sender_key) is bucket:
                 del self._buckets[bucket.sender_key]
 
