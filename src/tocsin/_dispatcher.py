@@ -157,6 +157,11 @@ class Signal:
         ``strict=True``, enforces) the keyword arguments sent. Code written for the old
         ``Signal(providing_args)`` signature may pass that list first, positionally.
         """
+        if isinstance(use_caching, str):
+            raise TypeError(
+                f"Signal() takes use_caching (a bool) or a list of argument names first, "
+                f"not the string {use_caching!r}"
+            )
         if isinstance(use_caching, (list, tuple, set, frozenset)):
             if providing_args is not None:
                 raise TypeError("Signal() got providing_args both positionally and by keyword")
@@ -487,6 +492,9 @@ class Signal:
         bucket = self._buckets.get(ref.key)
         if bucket is not None and bucket.sender_ref is ref:
             del self._buckets[ref.key]
+            # Entries refer back to their bucket: empty it so that strongly held
+            # receivers are released now, not at the next cyclic collection.
+            bucket.clear()
 
     def _collect_dead(self) -> None:
         """Finish what garbage collection queued while the lock was held (lock held)."""
@@ -548,6 +556,9 @@ class Signal:
                 entry.seq = next(self._seq)
                 bucket[entry.key] = entry
                 bucket.set_priority(entry.key, priority)
+            for bucket in self._buckets.values():
+                if buckets.get(bucket.sender_key) is not bucket:
+                    bucket.clear()  # release what it holds now (see _forget_sender)
             self._buckets = buckets
             self._cache.clear()
 
