@@ -65,16 +65,13 @@ def run_blocking(
     ContextVar changes made by the coroutine are copied back into the caller's context.
     """
     context = contextvars.copy_context()
-    loop = asyncio.new_event_loop()
     try:
-        task = loop.create_task(make_coroutine(context), context=context)
-        return loop.run_until_complete(task)
+        # loop_factory keeps the Runner from installing its loop as the thread's current
+        # one; on exit it cancels and awaits whatever tasks the receivers left behind.
+        with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+            return runner.run(make_coroutine(context), context=context)
     finally:
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
-            restore_context(context)
+        restore_context(context)
 
 
 def loop_is_running() -> bool:

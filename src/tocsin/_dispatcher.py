@@ -692,7 +692,13 @@ def _live(refs: Iterable[Dereference]) -> list[Receiver]:
 
 
 def _call(refs: Iterable[Dereference], kwargs: dict[str, Any]) -> Responses:
-    return [(receiver, receiver(**kwargs)) for receiver in _live(refs)]
+    # Each receiver is looked up just before its call, as in send().
+    responses = []
+    for ref in refs:
+        receiver = ref()
+        if receiver is not None:
+            responses.append((receiver, receiver(**kwargs)))
+    return responses
 
 
 def _call_robust(refs: Iterable[Dereference], kwargs: dict[str, Any]) -> Responses:
