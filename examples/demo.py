@@ -58,7 +58,7 @@ for _ in range(3):
 class OneLineFormatter(logging.Formatter):
     """The demo shows the log line; the traceback is on the record for real handlers."""
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+    def formatException(self, ei: Any) -> str:
         return "  [log] (traceback attached to the log record)"
 
 
