@@ -96,13 +96,16 @@ def test_send_needs_a_sender():
     assert responses(signal.send(None)) == ["any"]
 
 
+@pytest.mark.parametrize("method", ["send", "send_robust"])
+@pytest.mark.parametrize("receiver_count", [1, 2])
 @pytest.mark.parametrize("reserved", ["signal", "sender"])
-def test_signal_and_sender_cannot_be_sent_as_named_arguments(reserved):
+def test_signal_and_sender_cannot_be_sent_as_named_arguments(reserved, receiver_count, method):
     signal = Signal()
-    signal.connect(named("any"), weak=False)
+    for index in range(receiver_count):
+        signal.connect(named(f"r{index}"), weak=False)
 
     with pytest.raises(TypeError, match="multiple values"):
-        signal.send(Store(), **{reserved: "clash"})
+        getattr(signal, method)(Store(), **{reserved: "clash"})
 
 
 def test_an_exception_in_send_propagates_at_once_and_later_receivers_do_not_run():

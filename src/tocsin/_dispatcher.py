@@ -304,6 +304,12 @@ class Signal:
         if receivers is NO_RECEIVERS:
             return []
         sync, async_ = receivers
+        if len(sync) == 1 and not async_:
+            # The most common case (one receiver for a sender) deserves the shortest path.
+            receiver = sync[0]()
+            if receiver is None:
+                return []
+            return [(receiver, receiver(signal=self, sender=sender, **named))]
         # As _receiver_kwargs(), written out: this is the hot path.
         if "signal" in named:
             raise TypeError("send() got multiple values for keyword argument 'signal'")
