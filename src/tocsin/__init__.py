@@ -1,6 +1,8 @@
 """tocsin: Django's signal dispatcher as a library for any Python program."""
 
+from tocsin._commit import after_commit
 from tocsin._dispatcher import Signal, WeakReceiverWarning, receiver
+from tocsin._lazy import LazySenderWarning
 
-__all__ = ["Signal", "WeakReceiverWarning", "receiver"]
+__all__ = ["LazySenderWarning", "Signal", "WeakReceiverWarning", "after_commit", "receiver"]
 __version__ = "0.1.0"
