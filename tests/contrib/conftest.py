@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy.engine import Engine
 
 from tests.contrib.databases import DATABASES, drop_schema, make_engine
