@@ -175,6 +175,8 @@ class Signal:
         self.strict = strict
         self.name = name
         self.doc = doc
+        if doc is not None:
+            self.__doc__ = doc  # what help(signal) shows
         self.lock = threading.Lock()
 
         self._buckets: dict[int, _Bucket] = {}

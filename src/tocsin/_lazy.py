@@ -42,6 +42,13 @@ class PendingConnection:
     signal: Any
     receiver: Callable[..., Any]
     connect: Callable[[type], None] = field(repr=False)
+    dispatch_uid: object = None
+
+    def has_key(self, receiver: object, dispatch_uid: object) -> bool:
+        """Whether this is the connection ``disconnect(receiver, name, dispatch_uid)`` means."""
+        if dispatch_uid:
+            return bool(self.dispatch_uid == dispatch_uid)
+        return not self.dispatch_uid and self.receiver is receiver
 
     def describe(self) -> str:
         receiver = getattr(self.receiver, "__qualname__", None) or repr(self.receiver)

@@ -65,7 +65,7 @@ class ModelSignal(Signal):
         def connect_to(cls: type) -> None:
             Signal.connect(self, receiver, cls, weak, dispatch_uid, priority=priority)
 
-        registry.defer(PendingConnection(sender, self, receiver, connect_to))
+        registry.defer(PendingConnection(sender, self, receiver, connect_to, dispatch_uid))
         return receiver
 
     def disconnect(  # type: ignore[override]
@@ -77,11 +77,7 @@ class ModelSignal(Signal):
     ) -> bool | None:
         if not isinstance(sender, str):
             return super().disconnect(receiver, sender, dispatch_uid)
-        registry.cancel(
-            sender,
-            self,
-            lambda pending: dispatch_uid is None and pending.receiver is receiver,
-        )
+        registry.cancel(sender, self, lambda pending: pending.has_key(receiver, dispatch_uid))
         cls = registry.resolve(sender)
         if cls is not None:
             super().disconnect(receiver, cls, dispatch_uid)
@@ -90,113 +86,151 @@ class ModelSignal(Signal):
 
 # -- model signals (sent by tocsin.contrib.sqlalchemy) -----------------------------------
 
-pre_init = ModelSignal(use_caching=True, name="pre_init")
-pre_init.__doc__ = """Sent when a model object is constructed, before its ``__init__`` runs.
+pre_init = ModelSignal(
+    use_caching=True,
+    name="pre_init",
+    doc="""Sent when a model object is constructed, before its ``__init__`` runs.
 
 sender: the model class. args: the positional arguments (a tuple). kwargs: the keyword
 arguments (the real dict). Not sent for rows loaded from the database: SQLAlchemy loads
 them without calling ``__init__``.
-"""
+""",
+)
 
-post_init = ModelSignal(use_caching=True, name="post_init")
-post_init.__doc__ = """Sent when a model object has been constructed, or loaded from the database.
+post_init = ModelSignal(
+    use_caching=True,
+    name="post_init",
+    doc="""Sent when a model object has been constructed, or loaded from the database.
 
 sender: the model class. instance: the object.
-"""
+""",
+)
 
-pre_save = ModelSignal(use_caching=True, name="pre_save")
-pre_save.__doc__ = """Sent before a model object's row is inserted or updated (during a flush).
+pre_save = ModelSignal(
+    use_caching=True,
+    name="pre_save",
+    doc="""Sent before a model object's row is inserted or updated (during a flush).
 
 sender: the model class. instance: the object. raw: always False. using: the engine's
 alias. update_fields: None.
-"""
+""",
+)
 
-post_save = ModelSignal(use_caching=True, name="post_save")
-post_save.__doc__ = """Sent after a model object's row was inserted or updated (during a flush).
+post_save = ModelSignal(
+    use_caching=True,
+    name="post_save",
+    doc="""Sent after a model object's row was inserted or updated (during a flush).
 
 sender: the model class. instance: the object. created: True for an INSERT, False for an
 UPDATE. raw: always False. using: the engine's alias. update_fields: None. It runs inside
 the transaction: use ``@after_commit`` for work that must wait for the commit.
-"""
+""",
+)
 
-pre_delete = ModelSignal(use_caching=True, name="pre_delete")
-pre_delete.__doc__ = """Sent before a model object's row is deleted, cascades included.
+pre_delete = ModelSignal(
+    use_caching=True,
+    name="pre_delete",
+    doc="""Sent before a model object's row is deleted, cascades included.
 
 sender: the model class. instance: the object. using: the engine's alias. origin: the
 object passed to ``Session.delete()`` when known, else None.
-"""
+""",
+)
 
-post_delete = ModelSignal(use_caching=True, name="post_delete")
-post_delete.__doc__ = """Sent after a model object's row was deleted, cascades included.
+post_delete = ModelSignal(
+    use_caching=True,
+    name="post_delete",
+    doc="""Sent after a model object's row was deleted, cascades included.
 
 sender: the model class. instance: the object (no longer in the database). using, origin:
 as for ``pre_delete``.
-"""
+""",
+)
 
-m2m_changed = ModelSignal(use_caching=True, name="m2m_changed")
-m2m_changed.__doc__ = """Sent when a many-to-many relationship changes.
+m2m_changed = ModelSignal(
+    use_caching=True,
+    name="m2m_changed",
+    doc="""Sent when a many-to-many relationship changes.
 
 sender: the intermediate (secondary) table or class. instance: the object whose
 relationship changed. action: "pre_add", "post_add", "pre_remove", "post_remove",
 "pre_clear" or "post_clear". reverse: whether the change was made from the reverse side.
 model: the class of the objects added or removed. pk_set: their primary keys (None for
 clears). using: the engine's alias.
-"""
+""",
+)
 
-class_prepared = Signal(name="class_prepared")
-class_prepared.__doc__ = """Sent when a model class has been defined (mapped).
+class_prepared = Signal(
+    name="class_prepared",
+    doc="""Sent when a model class has been defined (mapped).
 
 sender: the model class. No other arguments.
-"""
+""",
+)
 
-pre_migrate = Signal(name="pre_migrate")
-pre_migrate.__doc__ = """Sent before the schema is created or migrated (even with nothing to do).
+pre_migrate = Signal(
+    name="pre_migrate",
+    doc="""Sent before the schema is created or migrated (even with nothing to do).
 
 sender: what is being migrated (a SQLAlchemy ``MetaData``, or the Alembic configuration).
 app_config: the same as sender. verbosity, interactive, stdout: as Django's. using: the
 engine's alias. plan: the migration steps to apply (None when unknown). apps: None.
-"""
+""",
+)
 
-post_migrate = Signal(name="post_migrate")
-post_migrate.__doc__ = """Sent after the schema was created or migrated, even if nothing was done.
+post_migrate = Signal(
+    name="post_migrate",
+    doc="""Sent after the schema was created or migrated, even if nothing was done.
 
-Arguments as for ``pre_migrate``; plan lists the steps that were applied.
-"""
+sender: what was migrated. Other arguments as for ``pre_migrate``; plan lists the steps
+that were applied.
+""",
+)
 
 # The name Django used for post_migrate before 1.7.
 post_syncdb = post_migrate
 
-connection_created = Signal(name="connection_created")
-connection_created.__doc__ = """Sent when a database connection is opened.
+connection_created = Signal(
+    name="connection_created",
+    doc="""Sent when a database connection is opened.
 
 sender: the engine's dialect class. connection: the DBAPI connection. using: the
 engine's alias.
-"""
+""",
+)
 
 # -- request signals (sent by tocsin.contrib.asgi and tocsin.contrib.wsgi) ----------------
 
-request_started = Signal(name="request_started")
-request_started.__doc__ = """Sent when an HTTP request starts.
+request_started = Signal(
+    name="request_started",
+    doc="""Sent when an HTTP request starts.
 
 sender: the middleware class. environ (WSGI) or scope (ASGI): the request.
-"""
+""",
+)
 
-request_finished = Signal(name="request_finished")
-request_finished.__doc__ = """Sent once per request: after the response, or when the client left.
+request_finished = Signal(
+    name="request_finished",
+    doc="""Sent once per request: after the response, or when the client left.
 
 sender: the middleware class. No other arguments.
-"""
+""",
+)
 
-got_request_exception = Signal(name="got_request_exception")
-got_request_exception.__doc__ = """Sent when an exception escapes the application.
+got_request_exception = Signal(
+    name="got_request_exception",
+    doc="""Sent when an exception escapes the application.
 
 sender: None. request: the request. exception: the exception.
-"""
+""",
+)
 
 # -- test signals (sent by tocsin.contrib.jinja2) -----------------------------------------
 
-template_rendered = Signal(name="template_rendered")
-template_rendered.__doc__ = """Sent each time a template is rendered.
+template_rendered = Signal(
+    name="template_rendered",
+    doc="""Sent each time a template is rendered.
 
 sender: the template. template: the same template. context: the render context.
-"""
+""",
+)
