@@ -245,3 +245,49 @@ def test_disconnecting_by_name_and_dispatch_uid_cancels_that_waiting_connection(
     assert signals.post_save.disconnect(sender="ByUid", dispatch_uid="audit") is None
     signals.post_save.send(ByUid)
     assert calls == ["saved"]
+
+
+def test_check_says_why_each_connection_still_waits(registered):
+    def on_save(**kwargs: Any) -> None:
+        pass
+
+    signals.post_save.connect(on_save, sender="Misspelt", weak=False)
+    with pytest.raises(LookupError, match="'Misspelt': no class of that name was registered"):
+        check_lazy_senders()
+
+
+def test_forgetting_a_class_forgets_the_connections_made_to_its_name(registered):
+    first = register(registered, type("Reused", (), {"__module__": "first.models"}))
+
+    def on_save(**kwargs: Any) -> None:
+        pass
+
+    signals.post_save.connect(on_save, sender="Reused", weak=False)
+    assert signals.post_save.disconnect(on_save, sender=first)
+    registry.forget(first)
+    registered.remove(first)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a stale record would warn about ambiguity here
+        register(registered, type("Reused", (), {"__module__": "second.models"}))
+
+
+def test_has_async_listeners_tells_whether_send_would_need_an_event_loop():
+    signal = tocsin.Signal()
+
+    def sync_receiver(**kwargs: Any) -> None:
+        pass
+
+    async def async_receiver(**kwargs: Any) -> None:
+        pass
+
+    class Sender:
+        pass
+
+    sender = Sender()
+    signal.connect(sync_receiver)
+    assert not signal.has_async_listeners(sender)
+    signal.connect(async_receiver, sender=sender)
+    assert signal.has_async_listeners(sender)
+    assert not signal.has_async_listeners()  # any-sender receivers only: none async
+    assert signal.disconnect(async_receiver, sender=sender)
+    assert not signal.has_async_listeners(sender)

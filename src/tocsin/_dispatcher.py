@@ -290,6 +290,15 @@ class Signal:
         sync, async_ = self._cache.get(id(sender)) or self._resolve(sender)
         return any(ref() is not None for ref in sync) or any(ref() is not None for ref in async_)
 
+    def has_async_listeners(self, sender: object = None) -> bool:
+        """Whether ``send(sender)`` would call any async receiver right now.
+
+        Code that sends from a thread running an event loop can use it to choose between
+        ``send`` and ``await asend``.
+        """
+        _, async_ = self._cache.get(id(sender)) or self._resolve(sender)
+        return any(ref() is not None for ref in async_)
+
     # -- sending ---------------------------------------------------------------------
 
     def send(self, sender: Any, **named: Any) -> Responses:

@@ -119,13 +119,20 @@ class SenderRegistry:
         pending.connect(cls)
 
     def cancel(self, name: str, signal: Any, matches: Callable[[PendingConnection], bool]) -> None:
-        """Forget the waiting connections to *name* on *signal* that *matches* accepts."""
+        """Forget the connections to *name* on *signal* that *matches* accepts: those still
+        waiting, and the record of those made (they no longer warn about ambiguity)."""
         with self._lock:
             self._pending = [
                 p
                 for p in self._pending
                 if not (p.name == name and p.signal is signal and matches(p))
             ]
+            if name in self._resolved:
+                self._resolved[name] = [
+                    (p, cls)
+                    for p, cls in self._resolved[name]
+                    if not (p.signal is signal and matches(p))
+                ]
 
     def pending(self) -> list[PendingConnection]:
         """The connections still waiting for a class of their name."""
@@ -138,6 +145,11 @@ class SenderRegistry:
             for name in self.names_of(cls):
                 refs = self._classes.get(name, [])
                 refs[:] = [ref for ref in refs if ref() is not None and ref() is not cls]
+                self._resolved[name] = [
+                    (p, ref)
+                    for p, ref in self._resolved.get(name, [])
+                    if ref() is not None and ref() is not cls
+                ]
 
     def _live(self, name: str) -> list[type]:
         return [cls for ref in self._classes.get(name, []) if (cls := ref()) is not None]
@@ -167,8 +179,13 @@ def check_lazy_senders() -> None:
     """
     waiting = registry.pending()
     if waiting:
-        lines = "\n".join(f"  - {pending.describe()}" for pending in waiting)
-        raise LookupError(
-            f"{len(waiting)} receiver(s) wait for a sender class that was never "
-            f"registered:\n{lines}"
-        )
+        lines = "\n".join(f"  - {_why_waiting(pending)}" for pending in waiting)
+        raise LookupError(f"{len(waiting)} receiver(s) wait for their sender class:\n{lines}")
+
+
+def _why_waiting(pending: PendingConnection) -> str:
+    try:
+        registry.resolve(pending.name)
+    except LookupError as ambiguous:
+        return f"{pending.describe()}: {ambiguous}"
+    return f"{pending.describe()}: no class of that name was registered"
