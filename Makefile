@@ -11,10 +11,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench]'
 	touch $@
 
-## make demo: run the demo (in-process signals, no services needed)
+## make demo: run the demo (in-process signals, then model signals on SQLite: no services)
 demo:
 	$(PYTHON) -m venv $(VENV)-demo
-	$(VENV)-demo/bin/python -m pip install --quiet -e .
+	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy]'
 	$(VENV)-demo/bin/python examples/demo.py
 
 ## make test: lint, type-check, and run the whole suite on every CPython >= 3.11 here

@@ -1,13 +1,16 @@
 """tocsin's demo: a pizza shop whose modules talk through signals.
 
 Run it with ``make demo`` (or ``python examples/demo.py`` with tocsin installed). It shows
-receivers, sender filtering, ``dispatch_uid``, ``send_robust`` and an async receiver.
+receivers, sender filtering, ``dispatch_uid``, ``send_robust`` and an async receiver, then
+runs ``models_demo.py``: model signals from SQLAlchemy on SQLite.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import runpy
+from pathlib import Path
 from typing import Any
 
 from tocsin import Signal, receiver
@@ -102,6 +105,12 @@ def main() -> None:
     print("   responses:", [(r.__name__, value) for r, value in responses])
 
     print(f"   {pizza_done!r} has {len(pizza_done.receivers)} receivers connected.")
+
+    print("\nAnd Django's model signals, sent by the SQLAlchemy ORM (examples/models_demo.py):")
+    try:
+        runpy.run_path(str(Path(__file__).with_name("models_demo.py")), run_name="__main__")
+    except ImportError as missing:
+        print(f"   skipped: {missing} (pip install 'tocsin[sqlalchemy]')")
 
 
 if __name__ == "__main__":
