@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest test-all-pythons bench bench-quick clean
+.PHONY: demo test lint typecheck pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo:
 	$(VENV)-demo/bin/python examples/demo.py
 
 ## make test: lint, type-check, and run the whole suite on every CPython >= 3.11 here
-test: lint typecheck pytest test-all-pythons
+test: lint typecheck pytest test-all-pythons test-sqlalchemy-2.0
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -38,6 +38,13 @@ test-all-pythons:
 		$$py -m venv $$venv && $$venv/bin/python -m pip install --quiet -e '.[test]' \
 		&& $$venv/bin/python -m pytest -q || exit 1; \
 	done
+
+# The integration suite again on the SQLAlchemy 2.0 line (the default install is 2.1).
+test-sqlalchemy-2.0:
+	@echo "== SQLAlchemy 2.0 (.venv-sqlalchemy-2.0)"
+	$(PYTHON) -m venv $(VENV)-sqlalchemy-2.0
+	$(VENV)-sqlalchemy-2.0/bin/python -m pip install --quiet -e '.[test]' 'sqlalchemy[asyncio]>=2.0.2,<2.1'
+	$(VENV)-sqlalchemy-2.0/bin/python -m pytest -q tests/contrib
 
 ## make bench: the full benchmark suite against the peers (writes benchmarks/results.*)
 bench: $(BIN)/.installed
