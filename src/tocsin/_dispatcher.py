@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from types import FunctionType
 from typing import Any, TypeVar
 
-from tocsin import _async
+from tocsin import _async, _registry
 from tocsin._refs import (
     NONE_ID,
     Entry,
@@ -188,6 +188,8 @@ class Signal:
         # One bound method shared by every weak reference, rather than one each.
         self._on_receiver_death = self._receiver_died
         self._on_sender_death = self._sender_died
+
+        _registry.register(self, _creating_module())
 
         if strict:
             # Checked versions shadow the methods on this instance only, so that
@@ -619,6 +621,16 @@ def receiver(
         return function
 
     return connect
+
+
+def _creating_module() -> str | None:
+    """The module whose code is creating a signal (past Signal subclasses' __init__)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name == "__init__":
+        if not isinstance(frame.f_locals.get("self"), Signal):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame.f_globals.get("__name__") if frame is not None else None
 
 
 # -- connect-time checks -------------------------------------------------------------

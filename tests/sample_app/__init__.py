@@ -1,0 +1,1 @@
+"""A small application the tests import: signals, receivers, and a signals module."""
