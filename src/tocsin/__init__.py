@@ -1,18 +1,25 @@
 """tocsin: Django's signal dispatcher as a library for any Python program."""
 
 from tocsin._commit import after_commit
-from tocsin._dispatcher import Signal, WeakReceiverWarning, receiver
+from tocsin._dispatcher import Connection, Signal, WeakReceiverWarning, receiver
+from tocsin._hooks import Hook, ReceiverCall, SendRecord, add_hook, remove_hook
 from tocsin._lazy import LazySenderWarning
 from tocsin._registry import dotted_path, find_signal, known_signals
 
 __all__ = [
+    "Connection",
+    "Hook",
     "LazySenderWarning",
+    "ReceiverCall",
+    "SendRecord",
     "Signal",
     "WeakReceiverWarning",
+    "add_hook",
     "after_commit",
     "dotted_path",
     "find_signal",
     "known_signals",
     "receiver",
+    "remove_hook",
 ]
 __version__ = "0.1.0"

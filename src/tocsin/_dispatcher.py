@@ -18,21 +18,25 @@ How it is laid out, and why:
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import inspect
 import itertools
 import logging
 import sys
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from types import FunctionType
 from typing import Any, TypeVar
 
-from tocsin import _async, _registry
+from tocsin import _async, _hooks, _registry
+from tocsin._hooks import Observer
 from tocsin._refs import (
     NONE_ID,
+    DispatchUid,
     Entry,
     Receiver,
     ReceiverKey,
@@ -59,6 +63,27 @@ NO_RECEIVERS: Resolved = ((), ())
 _CACHE_SIZE = 4096
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+_NOT_GIVEN: Any = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    """One live registration of a receiver on a signal (see ``Signal.connections()``).
+
+    sender: the sender it is filtered on, or None for any sender. weak: held weakly.
+    dispatch_uid: the uid it was connected with, if any. priority: higher runs earlier.
+    is_async: an async receiver. after_commit: decorated with ``@after_commit``.
+    """
+
+    receiver: Receiver
+    sender: Any
+    weak: bool
+    dispatch_uid: Any
+    priority: int
+    is_async: bool
+    after_commit: bool
 
 
 class WeakReceiverWarning(UserWarning):
@@ -191,11 +216,10 @@ class Signal:
 
         _registry.register(self, _creating_module())
 
-        if strict:
-            # Checked versions shadow the methods on this instance only, so that
-            # signals that are not strict pay nothing for the feature.
-            for method in ("send", "send_robust", "asend", "asend_robust"):
-                setattr(self, method, self._checking(getattr(self, method)))
+        # Mute rules naming this signal, and hooks told of its sends (see _hooks).
+        self._interceptions = 0
+        self._hooks: tuple[_hooks.Hook, ...] = ()
+        self._refresh_methods()
 
     def __repr__(self) -> str:
         parts = [type(self).__name__]
@@ -301,6 +325,57 @@ class Signal:
         _, async_ = self._cache.get(id(sender)) or self._resolve(sender)
         return any(ref() is not None for ref in async_)
 
+    def muted(
+        self,
+        sender: object = _NOT_GIVEN,
+        *,
+        receivers: Iterable[Receiver] | None = None,
+        globally: bool = False,
+    ) -> _hooks.Muting:
+        """Mute this signal while the returned context manager (or decorator) is active.
+
+        Only for *sender* if given (by identity), only *receivers* if given; in the
+        current thread or asyncio task unless ``globally``. Sends made meanwhile return
+        ``[]`` (or the other receivers' responses); nothing is disconnected.
+        """
+        return _hooks.Muting(
+            [self],
+            sender=None if sender is _NOT_GIVEN else sender,
+            for_sender=sender is not _NOT_GIVEN,
+            receivers=None if receivers is None else list(receivers),
+            globally=globally,
+        )
+
+    def connections(self) -> list[Connection]:
+        """What is connected now, in dispatch order for "any sender": one record per
+        live registration, with its receiver, sender filter and options."""
+        entries = sorted(self.receivers, key=_dispatch_order)
+        connections = []
+        for entry in entries:
+            receiver = entry()
+            bucket = entry.bucket
+            if receiver is None or not bucket.alive():
+                continue
+            if bucket.sender_key == NONE_ID:
+                sender = None
+            elif bucket.sender_ref is not None:
+                sender = bucket.sender_ref()
+            else:
+                sender = bucket.sender
+            key = entry.key
+            connections.append(
+                Connection(
+                    receiver=receiver,
+                    sender=sender,
+                    weak=entry.weak,
+                    dispatch_uid=key.uid if isinstance(key, DispatchUid) else None,
+                    priority=entry.priority,
+                    is_async=entry.is_async,
+                    after_commit=bool(getattr(receiver, "_tocsin_after_commit", False)),
+                )
+            )
+        return connections
+
     # -- sending ---------------------------------------------------------------------
 
     def send(self, sender: Any, **named: Any) -> Responses:
@@ -393,6 +468,7 @@ class Signal:
         async_: tuple[Dereference, ...],
         kwargs: dict[str, Any],
         robust: bool,
+        observer: Observer | None = None,
     ) -> Responses:
         async_receivers = _live(async_)
         if async_receivers and _async.loop_is_running():
@@ -402,12 +478,131 @@ class Signal:
                 "that is running an event loop, which it must not block. "
                 f"Use 'await signal.{method}(...)' instead."
             )
-        responses = (_call_robust if robust else _call)(sync, kwargs)
+        responses = (_call_robust if robust else _call)(sync, kwargs, observer)
         if async_receivers:
             responses += _async.run_blocking(
-                lambda context: _call_async(async_receivers, kwargs, context, robust)
+                lambda context: _call_async(async_receivers, kwargs, context, robust, observer)
             )
         return responses
+
+    # -- strict checking and interception: instance-level send methods ----------------
+
+    def _refresh_methods(self) -> None:
+        """Shadow the send methods on this instance while the signal is strict or
+        intercepted (muted, captured, hooked); otherwise leave the class's fast ones."""
+        with self.lock:
+            self._apply_methods()
+
+    def _apply_methods(self) -> None:
+        # The lock is held, so concurrent mutes cannot leave a stale choice behind.
+        intercepted = bool(self._interceptions or self._hooks or _hooks.global_hooks())
+        for name in _SEND_METHODS:
+            if not (intercepted or self.strict):
+                self.__dict__.pop(name, None)
+                continue
+            method = self._intercepting(name) if intercepted else getattr(type(self), name)
+            bound = method if intercepted else method.__get__(self)
+            setattr(self, name, self._checking(bound) if self.strict else bound)
+
+    def _intercept(self, change: int) -> None:
+        with self.lock:
+            self._interceptions += change
+            self._apply_methods()
+
+    def _add_hook(self, hook: _hooks.Hook) -> None:
+        with self.lock:
+            if not any(existing is hook for existing in self._hooks):
+                self._hooks = (*self._hooks, hook)
+            self._apply_methods()
+
+    def _remove_hook(self, hook: _hooks.Hook) -> None:
+        with self.lock:
+            self._hooks = tuple(existing for existing in self._hooks if existing is not hook)
+            self._apply_methods()
+
+    def _intercepting(self, method: str) -> Callable[..., Any]:
+        if method.startswith("a"):
+
+            async def intercepted_async(sender: Any, **named: Any) -> Responses:
+                return await self._asend_intercepted(method, sender, named)
+
+            intercepted_async.__name__ = method
+            return intercepted_async
+
+        def intercepted(sender: Any, **named: Any) -> Responses:
+            return self._send_intercepted(method, sender, named)
+
+        intercepted.__name__ = method
+        return intercepted
+
+    def _begin(
+        self, method: str, sender: Any, named: dict[str, Any]
+    ) -> tuple[_hooks.SendRecord, tuple[_hooks.Hook, ...], frozenset[Any] | set[Any] | None]:
+        decision = _hooks.mute_decision(self, sender)
+        record = _hooks.SendRecord(self, sender, dict(named), method, decision is _hooks.MUTED)
+        hooks = (*self._hooks, *_hooks.global_hooks())
+        for hook in hooks:
+            hook.send_started(record)
+        skipped = decision if isinstance(decision, (set, frozenset)) else None
+        return record, hooks, skipped
+
+    def _end(self, record: _hooks.SendRecord, hooks: tuple[_hooks.Hook, ...]) -> None:
+        record.duration = time.perf_counter() - record.started
+        for hook in hooks:
+            hook.send_finished(record)
+
+    def _prepared(
+        self, method: str, sender: Any, named: dict[str, Any], skipped: Any
+    ) -> tuple[tuple[Dereference, ...], tuple[Dereference, ...], dict[str, Any]]:
+        sync, async_ = self._cache.get(id(sender)) or self._resolve(sender)
+        kwargs = self._receiver_kwargs(method, sender, named)
+        if skipped:
+            sync, async_ = _without(sync, skipped), _without(async_, skipped)
+        return sync, async_, kwargs
+
+    def _send_intercepted(self, method: str, sender: Any, named: dict[str, Any]) -> Responses:
+        """send/send_robust while muted, captured or hooked."""
+        record, hooks, skipped = self._begin(method, sender, named)
+        try:
+            if record.muted:
+                record.responses = []
+            else:
+                sync, async_, kwargs = self._prepared(method, sender, named, skipped)
+                robust = method == "send_robust"
+                observer = Observer(record, _hooks.global_hooks()) if hooks else None
+                if async_:
+                    record.responses = self._send_with_async(
+                        sync, async_, kwargs, robust, observer
+                    )
+                else:
+                    record.responses = (_call_robust if robust else _call)(sync, kwargs, observer)
+            return record.responses
+        except BaseException as error:
+            record.error = error
+            raise
+        finally:
+            self._end(record, hooks)
+
+    async def _asend_intercepted(
+        self, method: str, sender: Any, named: dict[str, Any]
+    ) -> Responses:
+        """asend/asend_robust while muted, captured or hooked."""
+        record, hooks, skipped = self._begin(method, sender, named)
+        try:
+            if record.muted:
+                record.responses = []
+            else:
+                sync, async_, kwargs = self._prepared(method, sender, named, skipped)
+                observer = Observer(record, _hooks.global_hooks()) if hooks else None
+                record.responses = await _dispatch_async(
+                    sync, async_, kwargs, method == "asend_robust", observer
+                )
+            return record.responses
+        except BaseException as error:
+            record.error = error
+            raise
+        finally:
+            self._end(record, hooks)
 
     def _checking(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -716,28 +911,43 @@ def _call_method(instance: object) -> object:
 # -- dispatch helpers off the hot path -------------------------------------------------
 
 
+_SEND_METHODS = ("send", "send_robust", "asend", "asend_robust")
+
+
+def _without(refs: tuple[Dereference, ...], skipped: Any) -> tuple[Dereference, ...]:
+    """*refs* less the receivers whose keys are *skipped* (muted)."""
+    return tuple(
+        ref for ref in refs if (receiver := ref()) is None or receiver_key(receiver) not in skipped
+    )
+
+
 def _live(refs: Iterable[Dereference]) -> list[Receiver]:
     return [receiver for ref in refs if (receiver := ref()) is not None]
 
 
-def _call(refs: Iterable[Dereference], kwargs: dict[str, Any]) -> Responses:
+def _call(
+    refs: Iterable[Dereference], kwargs: dict[str, Any], observer: Observer | None = None
+) -> Responses:
     # Each receiver is looked up just before its call, as in send().
     responses = []
     for ref in refs:
         receiver = ref()
         if receiver is not None:
-            responses.append((receiver, receiver(**kwargs)))
+            response = observer.call(receiver, kwargs) if observer else receiver(**kwargs)
+            responses.append((receiver, response))
     return responses
 
 
-def _call_robust(refs: Iterable[Dereference], kwargs: dict[str, Any]) -> Responses:
+def _call_robust(
+    refs: Iterable[Dereference], kwargs: dict[str, Any], observer: Observer | None = None
+) -> Responses:
     responses: Responses = []
     for ref in refs:
         receiver = ref()
         if receiver is None:
             continue
         try:
-            response = receiver(**kwargs)
+            response = observer.call(receiver, kwargs) if observer else receiver(**kwargs)
         except Exception as error:
             _log_failure(receiver, error)
             response = error
@@ -750,6 +960,7 @@ async def _dispatch_async(
     async_: tuple[Dereference, ...],
     kwargs: dict[str, Any],
     robust: bool,
+    observer: Observer | None = None,
 ) -> Responses:
     """Django 6.1's asend: the sync group in a worker thread first, then the async ones."""
     async_receivers = _live(async_)
@@ -759,10 +970,10 @@ async def _dispatch_async(
         if sync:
             call = _call_robust if robust else _call
             responses = await _async.run_in_worker_thread(
-                functools.partial(call, sync, kwargs), context
+                functools.partial(call, sync, kwargs, observer), context
             )
         if async_receivers:
-            responses += await _call_async(async_receivers, kwargs, context, robust)
+            responses += await _call_async(async_receivers, kwargs, context, robust, observer)
         return responses
     finally:
         _async.restore_context(context)
@@ -773,14 +984,15 @@ async def _call_async(
     kwargs: dict[str, Any],
     context: contextvars.Context,
     robust: bool,
+    observer: Observer | None = None,
 ) -> Responses:
     if robust:
-        calls = [_guarded(receiver, kwargs) for receiver in receivers]
+        calls = [_guarded(receiver, kwargs, observer) for receiver in receivers]
     else:
         calls = []
         try:
             for receiver in receivers:
-                calls.append(receiver(**kwargs))
+                calls.append(observer.acall(receiver, kwargs) if observer else receiver(**kwargs))
         except BaseException:
             # A receiver failed before returning its coroutine: the ones already made
             # will never run, and must not warn that they were never awaited.
@@ -791,8 +1003,12 @@ async def _call_async(
     return list(zip(receivers, results, strict=True))
 
 
-async def _guarded(receiver: Receiver, kwargs: dict[str, Any]) -> Any:
+async def _guarded(
+    receiver: Receiver, kwargs: dict[str, Any], observer: Observer | None = None
+) -> Any:
     try:
+        if observer:
+            return await observer.acall(receiver, kwargs)
         return await receiver(**kwargs)
     except Exception as error:
         _log_failure(receiver, error)
