@@ -2,7 +2,8 @@
 
 Run it with ``make demo`` (or ``python examples/demo.py`` with tocsin installed). It shows
 receivers, sender filtering, ``dispatch_uid``, ``send_robust`` and an async receiver, then
-runs ``models_demo.py``: model signals from SQLAlchemy on SQLite.
+runs ``models_demo.py`` (model signals from SQLAlchemy on SQLite) and ``web_demo.py``
+(request and template signals from a Starlette app under uvicorn).
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ def main() -> None:
         runpy.run_path(str(Path(__file__).with_name("models_demo.py")), run_name="__main__")
     except ImportError as missing:
         print(f"   skipped: {missing} (pip install 'tocsin[sqlalchemy]')")
+
+    print("\nAnd request and template signals from a web app (examples/web_demo.py):")
+    runpy.run_path(str(Path(__file__).with_name("web_demo.py")), run_name="__main__")
 
 
 if __name__ == "__main__":
