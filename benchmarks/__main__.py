@@ -47,6 +47,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="where to write results.md and results.json (default: the benchmarks folder)",
     )
     parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="run the cross-process benchmarks against Redis instead (benchmarks/remote.py)",
+    )
+    parser.add_argument(
         "--cases",
         type=lambda text: [int(part) for part in text.split(",")],
         default=sorted(CASES),
@@ -56,6 +61,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--remote" in (sys.argv[1:] if argv is None else argv):
+        # The cross-process benchmarks (against Redis): see benchmarks/remote.py.
+        from benchmarks import remote
+
+        return remote.main(argv)
     arguments = parse_arguments(argv)
     settings = QUICK if arguments.quick else FULL
     unknown = [number for number in arguments.cases if number not in CASES]

@@ -12,7 +12,11 @@ import sys
 from collections.abc import Sequence
 
 # name -> (module, help): the module defines add_arguments(parser) and run(args) -> int
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "worker": ("tocsin.remote.cli", "run remote receivers: consume signals from other processes"),
+    "deadletter": ("tocsin.remote.cli", "list or replay the events remote receivers gave up on"),
+    "relay": ("tocsin.remote.outbox", "move committed outbox rows to the broker (never lose)"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

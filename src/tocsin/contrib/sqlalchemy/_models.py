@@ -161,6 +161,17 @@ _flushing: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
 )
 
 
+def current_session() -> Session | None:
+    """The Session whose model signals are being sent in this context, or None.
+
+    Set while a flush sends ``pre_save``/``post_save``/``pre_delete``/``post_delete``
+    (and ``m2m_changed``) and while its ``@after_flush`` receivers run: a receiver can
+    write to the same transaction through ``current_session().connection()`` (the
+    transactional outbox does). Outside those sends it returns None.
+    """
+    return _flushing.get()
+
+
 @contextlib.contextmanager
 def sending_for(session: Session | None) -> Iterator[None]:
     """Send model signals for *session*: ``@after_commit`` receivers wait for its commit,

@@ -1,0 +1,692 @@
+"""Redis transports: Streams (at-least-once, the default) and Pub/Sub (at-most-once).
+
+``pip install 'tocsin[redis]'``. Both take a URL, which carries everything about the
+connection: ``redis://user:password@host:6379/0`` for Redis AUTH (ACL user, or just
+``:password@``), ``rediss://...`` for TLS (add ``?ssl_cert_reqs=required&ssl_ca_certs=
+/path/ca.pem`` to verify the server against your CA, ``ssl_certfile``/``ssl_keyfile``
+for client certificates), ``unix:///path/redis.sock`` for a socket. Extra keyword
+arguments go to ``redis.Redis.from_url``.
+
+**RedisStreamsTransport** maps the transport model onto Redis Streams (Redis >= 6.2;
+7.0 recommended):
+
+- a stream is the key ``<prefix><stream>``; a group is a consumer group (XGROUP CREATE,
+  from ``0`` by default so that events published before the first worker started are
+  not missed); deliveries come from XREADGROUP and stay in the group's pending entries
+  list (PEL) until XACK, so a crash between receiving and acknowledging loses nothing;
+- ``claim_stale`` is XAUTOCLAIM: messages idle in another consumer's PEL for longer
+  than the idle timeout move to the caller, and their delivery counter goes up;
+- ``nack(delay)`` keeps the message pending and schedules it on this transport; when it
+  is due, ``consume`` takes it back with XCLAIM (which counts a delivery). If the
+  process dies first, XAUTOCLAIM recovers it like any other pending message;
+- ``dead_letter`` appends the message to the stream ``<prefix><stream>:dead`` and acks
+  it, in one MULTI/EXEC transaction;
+- the idempotency store is ``SET <prefix>seen:<group>:<event id> 1 NX EX <ttl>``.
+
+*Trimming.* Every XADD trims the stream with ``MAXLEN ~ maxlen`` (default 1,000,000
+entries; ``maxlen=None`` disables trimming). We chose a large approximate MAXLEN over
+``MINID`` set to the oldest pending id: computing that id needs an XPENDING per group on
+every publish, and a single forgotten group (or a crashed broadcast group) would then
+pin the stream forever and grow it without bound. The cost of MAXLEN is that a backlog
+longer than ``maxlen`` loses its oldest entries: size it well above the worst consumer
+lag (events/s x longest outage). Should it happen anyway, it is not silent: XAUTOCLAIM
+reports the ids of pending entries that were trimmed away and the worker logs each at
+ERROR. Dead-letter streams are never trimmed unless ``dead_letter_maxlen`` is set.
+
+**RedisPubSubTransport** is PUBLISH/SUBSCRIBE: fire and forget. A message reaches the
+subscribers connected at that moment and nobody else: nothing is stored, nothing is
+acknowledged, a subscriber that is restarting, disconnected or too slow (Redis drops
+clients past ``client-output-buffer-limit pubsub``) misses it for good. It is
+**at-most-once broadcast**, right only for loss-tolerant work such as cache invalidation.
+Every consumer gets every message (groups do not share them); ``nack`` retries inside
+the process; dead letters go to the same ``:dead`` stream as with Streams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from tocsin.remote.transport import (
+    DeadLetter,
+    Delivery,
+    PublishError,
+    Start,
+    Transport,
+    TransportError,
+)
+
+__all__ = ["RedisPubSubTransport", "RedisStreamsTransport"]
+
+logger = logging.getLogger("tocsin.remote")
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+# Resets a pending message's idle time only if this consumer still holds it, so that a
+# slow consumer's heartbeat never steals back a message another consumer reclaimed.
+_TOUCH = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #p == 0 then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
+return 1
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _RedisBase(Transport):
+    """What both Redis transports share: clients, idempotency store, dead letters."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        prefix: str = "tocsin:",
+        dead_letter_maxlen: int | None = None,
+        **options: Any,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.dead_letter_maxlen = dead_letter_maxlen
+        # A publish must fail fast and clearly when the broker is down, not hang.
+        options.setdefault("socket_connect_timeout", 5.0)
+        self.options = options
+        self._sync: redis.Redis | None = None
+        self._async: aioredis.Redis | None = None
+
+    def __repr__(self) -> str:
+        # Never show the password of the URL.
+        host = self.url.rpartition("@")[2]
+        return f"<{type(self).__name__} {host} prefix={self.prefix!r}>"
+
+    def key(self, stream: str) -> str:
+        """The Redis key of *stream*."""
+        return f"{self.prefix}{stream}"
+
+    def dead_key(self, stream: str) -> str:
+        """The Redis key of *stream*'s dead-letter stream."""
+        return f"{self.prefix}{stream}:dead"
+
+    @property
+    def client(self) -> redis.Redis:
+        """The blocking client (created on first use)."""
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(self.url, **self.options)
+        return self._sync
+
+    @property
+    def aclient(self) -> aioredis.Redis:
+        """The asyncio client (created on first use, in the loop that uses it)."""
+        if self._async is None:
+            self._async = aioredis.Redis.from_url(self.url, **self.options)
+        return self._async
+
+    async def aclose(self) -> None:
+        """Close the asyncio client."""
+        if self._async is not None:
+            client, self._async = self._async, None
+            await client.aclose()
+
+    def close(self) -> None:
+        """Close the blocking client."""
+        if self._sync is not None:
+            client, self._sync = self._sync, None
+            client.close()
+
+    # -- idempotency
+
+    def _seen_key(self, group: str, event_id: str) -> str:
+        return f"{self.prefix}seen:{group}:{event_id}"
+
+    async def seen(self, group: str, event_id: str) -> bool:
+        """Whether the key ``<prefix>seen:<group>:<event id>`` exists."""
+        try:
+            return bool(await self.aclient.exists(self._seen_key(group, event_id)))
+        except RedisError as error:
+            raise TransportError(f"Redis is unreachable: {error}") from error
+
+    async def remember(self, group: str, event_id: str, ttl: float) -> bool:
+        """SET NX with a TTL; returns False if the key existed."""
+        try:
+            done = await self.aclient.set(
+                self._seen_key(group, event_id), b"1", nx=True, px=max(1, int(ttl * 1000))
+            )
+        except RedisError as error:
+            raise TransportError(f"Redis is unreachable: {error}") from error
+        return bool(done)
+
+    # -- dead letters
+
+    async def dead_letters(
+        self, stream: str, *, group: str | None = None, count: int = 100
+    ) -> list[DeadLetter]:
+        """XRANGE over the dead-letter stream, oldest first."""
+        letters: list[DeadLetter] = []
+        start = "-"
+        while len(letters) < count:
+            batch: list[Any] = (
+                await self.aclient.xrange(self.dead_key(stream), start, "+", count=100) or []
+            )
+            for raw_id, fields in batch:
+                letter = self._letter(stream, raw_id, fields)
+                if group is None or letter.group == group:
+                    letters.append(letter)
+            if len(batch) < 100:
+                break
+            start = "(" + _text(batch[-1][0])
+        return letters[:count]
+
+    @staticmethod
+    def _letter(stream: str, raw_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
+        return DeadLetter(
+            id=_text(raw_id),
+            stream=stream,
+            group=_text(fields.get(b"group", b"")),
+            message_id=_text(fields.get(b"message_id", b"")),
+            data=fields.get(b"data", b""),
+            attempts=int(fields.get(b"attempts", b"0")),
+            reason=_text(fields.get(b"reason", b"")),
+            failed_at=float(fields.get(b"failed_at", b"0")),
+        )
+
+    async def delete_dead_letters(self, stream: str, ids: Sequence[str]) -> int:
+        """XDEL from the dead-letter stream."""
+        if not ids:
+            return 0
+        return int(await self.aclient.xdel(self.dead_key(stream), *ids))
+
+    async def _dead_letter(self, delivery: Delivery, reason: str, ack: bool) -> None:
+        async with self.aclient.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.dead_key(delivery.stream),
+                {
+                    "data": delivery.data,
+                    "group": delivery.group,
+                    "message_id": delivery.message_id,
+                    "attempts": delivery.attempt,
+                    "reason": reason[:2000],
+                    "failed_at": repr(time.time()),
+                },
+                maxlen=self.dead_letter_maxlen,
+                approximate=True,
+            )
+            if ack:
+                pipe.xack(self.key(delivery.stream), delivery.group, delivery.message_id)
+            await pipe.execute()
+
+
+class RedisStreamsTransport(_RedisBase):
+    """At-least-once delivery through Redis Streams and consumer groups.
+
+    ``url``: see the module docstring (AUTH and TLS go in it). ``prefix`` starts every
+    key. ``maxlen`` is the approximate length streams are trimmed to on publish (None:
+    never trim); see the module docstring for why MAXLEN and how to size it.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        prefix: str = "tocsin:",
+        maxlen: int | None = 1_000_000,
+        dead_letter_maxlen: int | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(url, prefix=prefix, dead_letter_maxlen=dead_letter_maxlen, **options)
+        self.maxlen = maxlen
+        # (due, stream, group, consumer, message id): nacked messages of this process.
+        self._retries: list[tuple[float, str, str, str, str, float]] = []
+        self._groups: dict[tuple[str, str], Start] = {}
+
+    # -- publishing
+
+    def publish(self, stream: str, data: bytes) -> str:
+        """XADD (with the trimming policy); raises PublishError if Redis is unreachable."""
+        try:
+            message_id = self.client.xadd(
+                self.key(stream), {"data": data}, maxlen=self.maxlen, approximate=True
+            )
+        except RedisError as error:
+            raise PublishError(
+                f"could not publish to {self.key(stream)!r} on {self!r}: "
+                f"{type(error).__name__}: {error}",
+                stream=stream,
+            ) from error
+        return _text(message_id)
+
+    async def apublish(self, stream: str, data: bytes) -> str:
+        """XADD from async code; raises PublishError if Redis is unreachable."""
+        try:
+            message_id = await self.aclient.xadd(
+                self.key(stream), {"data": data}, maxlen=self.maxlen, approximate=True
+            )
+        except RedisError as error:
+            raise PublishError(
+                f"could not publish to {self.key(stream)!r} on {self!r}: "
+                f"{type(error).__name__}: {error}",
+                stream=stream,
+            ) from error
+        return _text(message_id)
+
+    # -- groups
+
+    async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
+        """XGROUP CREATE ... MKSTREAM, ignoring BUSYGROUP (it exists already)."""
+        self._groups[(stream, group)] = start
+        try:
+            await self.aclient.xgroup_create(
+                self.key(stream), group, id="0" if start == "all" else "$", mkstream=True
+            )
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        except RedisError as error:
+            raise TransportError(f"Redis is unreachable: {error}") from error
+
+    async def drop_group(self, stream: str, group: str) -> None:
+        """XGROUP DESTROY."""
+        self._groups.pop((stream, group), None)
+        try:
+            await self.aclient.xgroup_destroy(self.key(stream), group)
+        except RedisError as error:
+            logger.warning("could not drop group %r of %r: %s", group, stream, error)
+
+    # -- consuming
+
+    async def consume(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        timeout: float,
+    ) -> list[Delivery]:
+        """Due retries (XCLAIM), then XREADGROUP ``>`` blocking up to *timeout*."""
+        try:
+            found = await self._due_retries(streams, group, consumer, count)
+            if found:
+                return found
+            block = timeout
+            mine = [r for r in self._retries if r[2] == group and r[3] == consumer]
+            if mine:
+                # Wake up in time for the next retry rather than at the end of the block.
+                block = max(0.001, min(block, min(r[0] for r in mine) - time.monotonic()))
+            try:
+                reply = await self.aclient.xreadgroup(
+                    group,
+                    consumer,
+                    {self.key(s): ">" for s in streams},
+                    count=count,
+                    block=max(1, int(block * 1000)),
+                )
+            except ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise
+                # The stream or group is gone (a broker restarted without persistence,
+                # or someone deleted the key): create it again and read next time.
+                logger.warning("group %r vanished from Redis; creating it again", group)
+                for stream in streams:
+                    await self.ensure_group(stream, group, start=self._start(stream, group))
+                return []
+        except RedisError as error:
+            raise TransportError(f"Redis is unreachable: {error}") from error
+        return await self._deliveries(reply, group, consumer, first=True)
+
+    def _start(self, stream: str, group: str) -> Start:
+        return self._groups.get((stream, group), "all")
+
+    async def _due_retries(
+        self, streams: Sequence[str], group: str, consumer: str, count: int
+    ) -> list[Delivery]:
+        now = time.monotonic()
+        due = [
+            r
+            for r in self._retries
+            if r[0] <= now and r[2] == group and r[3] == consumer and r[1] in streams
+        ][:count]
+        if not due:
+            return []
+        for retry in due:
+            self._retries.remove(retry)
+        heapq.heapify(self._retries)
+        found: list[Delivery] = []
+        for _, stream, _, _, message_id, delay in due:
+            # min-idle = the delay: if another consumer took the message over meanwhile
+            # (its idle time was reset then), this claim fails and it stays theirs.
+            claimed = await self.aclient.xclaim(
+                self.key(stream),
+                group,
+                consumer,
+                max(0, int(delay * 1000) - 50),
+                [message_id],
+            )
+            found += await self._entries(stream, claimed, group, consumer, first=False)
+        return found
+
+    async def claim_stale(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        min_idle: float,
+        count: int,
+    ) -> list[Delivery]:
+        """XAUTOCLAIM over each stream; logs pending ids that trimming deleted."""
+        found: list[Delivery] = []
+        try:
+            for stream in streams:
+                start = "0-0"
+                # Bounded: XAUTOCLAIM scans at most 10 x COUNT entries per call.
+                for _ in range(10):
+                    reply = await self.aclient.xautoclaim(
+                        self.key(stream),
+                        group,
+                        consumer,
+                        int(min_idle * 1000),
+                        start,
+                        count=count - len(found),
+                    )
+                    start = _text(reply[0])
+                    for deleted in reply[2] if len(reply) > 2 else ():
+                        logger.error(
+                            "event %s of stream %r was trimmed before group %r acknowledged "
+                            "it: it is lost (raise maxlen above the consumer lag)",
+                            _text(deleted),
+                            stream,
+                            group,
+                        )
+                    found += await self._entries(stream, reply[1], group, consumer, first=False)
+                    if start == "0-0" or len(found) >= count:
+                        break
+                if len(found) >= count:
+                    break
+        except ResponseError as error:
+            if "NOGROUP" in str(error):
+                return found
+            raise TransportError(str(error)) from error
+        except RedisError as error:
+            raise TransportError(f"Redis is unreachable: {error}") from error
+        return found
+
+    async def _deliveries(
+        self, reply: Any, group: str, consumer: str, *, first: bool
+    ) -> list[Delivery]:
+        # RESP2 replies are [[stream, entries], ...]; RESP3 ones {stream: [entries]}.
+        items = reply.items() if isinstance(reply, dict) else (reply or [])
+        found: list[Delivery] = []
+        for key, entries in items:
+            if isinstance(entries, list) and entries and isinstance(entries[0], list):
+                entries = entries[0]  # RESP3 nests the entries one level deeper
+            stream = _text(key)[len(self.prefix) :]
+            found += await self._entries(stream, entries, group, consumer, first=first)
+        return found
+
+    async def _entries(
+        self, stream: str, entries: Any, group: str, consumer: str, *, first: bool
+    ) -> list[Delivery]:
+        found: list[Delivery] = []
+        for raw_id, fields in entries or ():
+            message_id = _text(raw_id)
+            if fields is None:
+                continue  # deleted from the stream while pending (trimmed)
+            only = fields.get(b"group")
+            if only is not None and _text(only) != group:
+                # A replayed dead letter meant for another group: not ours to handle.
+                await self.aclient.xack(self.key(stream), group, message_id)
+                continue
+            attempt = 1
+            if not first:
+                pending = await self.aclient.xpending_range(
+                    self.key(stream), group, message_id, message_id, 1
+                )
+                attempt = int(pending[0]["times_delivered"]) if pending else 1
+            found.append(
+                _StreamDelivery(
+                    self, stream, group, consumer, message_id, fields.get(b"data", b""), attempt
+                )
+            )
+        return found
+
+    # -- dead letters
+
+    async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
+        """XADD to the stream, marked for the letter's group only, and XDEL the letter."""
+        async with self.aclient.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.key(letter.stream),
+                {"data": data, "group": letter.group},
+                maxlen=self.maxlen,
+                approximate=True,
+            )
+            pipe.xdel(self.dead_key(letter.stream), letter.id)
+            new_id, _ = await pipe.execute()
+        return _text(new_id)
+
+
+class _StreamDelivery(Delivery):
+    def __init__(
+        self,
+        transport: RedisStreamsTransport,
+        stream: str,
+        group: str,
+        consumer: str,
+        message_id: str,
+        data: bytes,
+        attempt: int,
+    ) -> None:
+        self.transport = transport
+        self.stream, self.group, self.consumer = stream, group, consumer
+        self.message_id, self.data, self.attempt = message_id, data, attempt
+
+    async def ack(self) -> None:
+        await self.transport.aclient.xack(
+            self.transport.key(self.stream), self.group, self.message_id
+        )
+
+    async def nack(self, delay: float = 0.0) -> None:
+        heapq.heappush(
+            self.transport._retries,
+            (
+                time.monotonic() + delay,
+                self.stream,
+                self.group,
+                self.consumer,
+                self.message_id,
+                delay,
+            ),
+        )
+
+    async def dead_letter(self, reason: str) -> None:
+        await self.transport._dead_letter(self, reason, ack=True)
+
+    async def touch(self) -> None:
+        await self._reset_idle(0)
+
+    async def release(self) -> None:
+        # Make it look idle for a day: the next XAUTOCLAIM of any consumer takes it.
+        await self._reset_idle(86_400_000)
+
+    async def _reset_idle(self, idle_ms: int) -> None:
+        await self.transport.aclient.eval(
+            _TOUCH,
+            1,
+            self.transport.key(self.stream),
+            self.group,
+            self.consumer,
+            self.message_id,
+            idle_ms,
+        )
+
+
+class RedisPubSubTransport(_RedisBase):
+    """At-most-once broadcast through Redis Pub/Sub (see the module docstring).
+
+    Every consumer subscribed to a channel gets every message published while it is
+    connected; nothing else. Groups do not share messages, and there is nothing to
+    acknowledge or reclaim.
+    """
+
+    supports_groups = False
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        prefix: str = "tocsin:",
+        dead_letter_maxlen: int | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(url, prefix=prefix, dead_letter_maxlen=dead_letter_maxlen, **options)
+        self._subscriptions: dict[tuple[str, str], Any] = {}
+        self._retries: dict[tuple[str, str], list[tuple[float, int, Delivery]]] = {}
+        self._counter = 0
+
+    def publish(self, stream: str, data: bytes) -> str:
+        """PUBLISH; returns how many subscribers got it (as a str). PublishError if down."""
+        try:
+            return str(self.client.publish(self.key(stream), data))
+        except RedisError as error:
+            raise PublishError(
+                f"could not publish to channel {self.key(stream)!r} on {self!r}: "
+                f"{type(error).__name__}: {error}",
+                stream=stream,
+            ) from error
+
+    async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
+        """Nothing to create: subscriptions are made by :meth:`consume`."""
+
+    async def drop_group(self, stream: str, group: str) -> None:
+        """Unsubscribe the consumers of *group* from *stream*."""
+        for (g, consumer), pubsub in list(self._subscriptions.items()):
+            if g == group:
+                await pubsub.unsubscribe(self.key(stream))
+                await pubsub.aclose()
+                del self._subscriptions[(g, consumer)]
+
+    async def consume(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        timeout: float,
+    ) -> list[Delivery]:
+        """Messages received on the subscription (made on the first call), plus due retries."""
+        found: list[Delivery] = []
+        retries = self._retries.setdefault((group, consumer), [])
+        now = time.monotonic()
+        while retries and retries[0][0] <= now and len(found) < count:
+            _, _, delivery = heapq.heappop(retries)
+            delivery.attempt += 1
+            found.append(delivery)
+        if found:
+            return found
+        try:
+            pubsub = self._subscriptions.get((group, consumer))
+            if pubsub is None:
+                pubsub = self.aclient.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(*(self.key(s) for s in streams))
+                self._subscriptions[(group, consumer)] = pubsub
+            deadline = time.monotonic() + timeout
+            while len(found) < count:
+                left = deadline - time.monotonic()
+                if retries:
+                    left = min(left, retries[0][0] - time.monotonic())
+                if left <= 0 and found:
+                    break
+                # Once something came, take only what is already buffered.
+                wait = 0.0 if found else max(0.0, left)
+                message = await pubsub.get_message(timeout=wait)
+                if message is None:
+                    if (
+                        time.monotonic() >= deadline
+                        or found
+                        or (retries and retries[0][0] <= time.monotonic())
+                    ):
+                        break
+                    continue
+                if message.get("type") != "message":
+                    continue
+                self._counter += 1
+                stream = _text(message["channel"])[len(self.prefix) :]
+                found.append(
+                    _PubSubDelivery(
+                        self, stream, group, consumer, f"pubsub-{self._counter}", message["data"]
+                    )
+                )
+        except RedisError as error:
+            self._subscriptions.pop((group, consumer), None)
+            raise TransportError(f"Redis is unreachable: {error}") from error
+        return found
+
+    async def claim_stale(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        min_idle: float,
+        count: int,
+    ) -> list[Delivery]:
+        """Always empty: Pub/Sub keeps nothing to reclaim."""
+        return []
+
+    async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
+        """PUBLISH the letter again (to every subscriber: Pub/Sub cannot target a group)."""
+        await self.aclient.publish(self.key(letter.stream), data)
+        await self.delete_dead_letters(letter.stream, [letter.id])
+        return letter.message_id
+
+    async def aclose(self) -> None:
+        """Unsubscribe everything and close the asyncio client."""
+        for pubsub in self._subscriptions.values():
+            with contextlib.suppress(RedisError):
+                await pubsub.aclose()
+        self._subscriptions.clear()
+        await super().aclose()
+
+
+class _PubSubDelivery(Delivery):
+    def __init__(
+        self,
+        transport: RedisPubSubTransport,
+        stream: str,
+        group: str,
+        consumer: str,
+        message_id: str,
+        data: bytes,
+    ) -> None:
+        self.transport = transport
+        self.stream, self.group, self.consumer = stream, group, consumer
+        self.message_id, self.data, self.attempt = message_id, data, 1
+
+    async def ack(self) -> None:
+        """Nothing to acknowledge with Pub/Sub."""
+
+    async def nack(self, delay: float = 0.0) -> None:
+        # Retried inside this process only: a restart loses it (at-most-once).
+        retries = self.transport._retries.setdefault((self.group, self.consumer), [])
+        self.transport._counter += 1
+        heapq.heappush(retries, (time.monotonic() + delay, self.transport._counter, self))
+
+    async def dead_letter(self, reason: str) -> None:
+        await self.transport._dead_letter(self, reason, ack=False)
+
+    async def touch(self) -> None:
+        """Nothing to keep alive with Pub/Sub."""
+
+    async def release(self) -> None:
+        """Nothing to hand back: Pub/Sub cannot redeliver (at-most-once)."""

@@ -1,0 +1,691 @@
+"""Remote receivers and the worker that runs them.
+
+Declare a receiver for remote delivery with :func:`remote_receiver`::
+
+    from tocsin.remote import remote_receiver
+
+    @remote_receiver(order_placed, group="emails")
+    def send_confirmation(sender, order_id, event_id, event_origin, **kwargs): ...
+
+    @remote_receiver(settings_changed, broadcast=True)
+    async def clear_cache(sender, **kwargs): ...
+
+A **group** gets every event of the signal once, shared out across every process that
+runs the group (a consumer group). The default group is the receiver's import path, so
+each receiver is its own group and is retried on its own; receivers that share a group
+are called together, in declaration order, and retried together. A **broadcast**
+receiver runs in every worker process running when the event is published.
+
+Remote receivers are not connected to the signal: a local ``send`` does not call them.
+The worker calls them as Django calls receivers, with ``signal`` (the local signal, found
+by the dotted path the event names), ``sender`` and the keyword arguments sent (decoded
+by the envelope), plus ``event_id`` (the event's id, the same in every group and on every
+redelivery: an idempotency key) and ``event_origin`` (``"host:pid"`` of the publisher;
+not ``origin``, which Django's ``pre_delete``/``post_delete`` already send).
+
+**Delivery guarantees** of :class:`Worker` (with a transport that has groups):
+
+- *at-least-once*: an event is acknowledged only after its receivers returned. An event
+  whose worker died is taken over by another worker once it has been idle for
+  ``claim_idle`` seconds (a worker renews its in-flight events every ``claim_idle / 3``
+  seconds, so a slow receiver is not mistaken for a dead one);
+- *duplicates suppressed*: once handled, an event id is remembered per group for
+  ``dedupe_ttl`` seconds (default one day; never shorter than the envelope's replay
+  window), and a redelivery of it within that time is acknowledged without running the
+  receivers again. A worker that dies *during* a receiver causes it to run again: make
+  receivers idempotent, or key their effects on ``event_id``;
+- *retries*: a receiver that raises is retried after ``retry_backoff * 2 ** (attempt-1)``
+  seconds (capped at ``retry_backoff_max``), until ``max_deliveries`` deliveries; then
+  the event goes to the dead-letter store, from where ``tocsin deadletter replay``
+  (or :func:`replay_dead_letters`) delivers it again to that group only;
+- *rejected events* (forged, altered, expired, unknown signal) never reach a receiver:
+  they go to the dead-letter store with the reason, except plain replays of an event
+  already accepted, which are dropped;
+- *graceful shutdown*: :meth:`Worker.stop` (SIGTERM/SIGINT under ``tocsin worker``) stops
+  fetching, waits up to ``shutdown_timeout`` seconds for the events in flight, and hands
+  back any still running for immediate takeover by another worker; none is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import itertools
+import logging
+import os
+import signal as signals
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from tocsin._dispatcher import Signal, _inspect_receiver
+from tocsin._registry import dotted_path
+from tocsin.remote.envelope import Envelope, RejectedEvent, ReplayedEvent
+from tocsin.remote.transport import DeadLetter, Delivery, Transport, TransportError
+
+__all__ = [
+    "RemoteReceiver",
+    "Worker",
+    "clear_remote_receivers",
+    "remote_receiver",
+    "remote_receivers",
+    "replay_dead_letters",
+]
+
+logger = logging.getLogger("tocsin.remote")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+# --------------------------------------------------------------------------- declaring
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteReceiver:
+    """A receiver declared for remote delivery (see :func:`remote_receiver`)."""
+
+    signal: Signal
+    signal_path: str
+    receiver: Callable[..., Any]
+    group: str
+    sender: object
+    broadcast: bool
+    stream: str
+    is_async: bool
+
+    def matches(self, sender: object) -> bool:
+        """Whether an event sent by *sender* is for this receiver."""
+        return self.sender is None or self.sender is sender or self.sender == sender
+
+
+_lock = threading.Lock()
+_registry: list[RemoteReceiver] = []
+
+
+def remote_receiver(
+    signal: Signal,
+    *,
+    group: str | None = None,
+    sender: object = None,
+    broadcast: bool = False,
+    stream: str | None = None,
+) -> Callable[[_F], _F]:
+    """Decorator: declare the function a receiver of *signal*'s events from other processes.
+
+    ``group`` (default: the receiver's ``module.qualname``) names the consumer group;
+    ``sender`` filters on the decoded sender (a class, or any value compared with ``==``);
+    ``broadcast=True`` delivers to every running worker instead of to one per group;
+    ``stream`` must match the one given to ``publish`` if that one was changed.
+    The declaration goes into a process-wide registry that :class:`Worker` consumes for.
+    Returns the function unchanged (it is not connected to the local signal).
+    """
+    path = dotted_path(signal)
+    if path is None:
+        raise ValueError(
+            f"{signal!r} cannot be received remotely: it is not a module-level attribute, "
+            "so events cannot name it"
+        )
+
+    def declare(function: _F) -> _F:
+        is_async = _inspect_receiver(function)
+        name = group or f"{function.__module__}.{function.__qualname__}"
+        entry = RemoteReceiver(
+            signal=signal,
+            signal_path=path,
+            receiver=function,
+            group=name,
+            sender=sender,
+            broadcast=broadcast,
+            stream=path if stream is None else stream,
+            is_async=is_async,
+        )
+        with _lock:
+            if not any(
+                r.receiver is function and r.signal is signal and r.group == name
+                for r in _registry
+            ):
+                _registry.append(entry)
+        return function
+
+    return declare
+
+
+def remote_receivers(groups: Iterable[str] | None = None) -> list[RemoteReceiver]:
+    """The remote receivers declared in this process (of *groups* only, if given)."""
+    wanted = None if groups is None else set(groups)
+    with _lock:
+        return [r for r in _registry if wanted is None or r.group in wanted]
+
+
+def clear_remote_receivers(groups: Iterable[str] | None = None) -> None:
+    """Forget the remote receivers declared (of *groups* only): for tests."""
+    wanted = None if groups is None else set(groups)
+    with _lock:
+        _registry[:] = [r for r in _registry if wanted is not None and r.group not in wanted]
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+@dataclasses.dataclass
+class _Subscription:
+    """One group as the worker consumes it."""
+
+    name: str  # the group's name on the broker (per process for broadcast)
+    group: str  # the declared name
+    broadcast: bool
+    streams: list[str]
+    receivers: dict[str, list[RemoteReceiver]]  # signal path -> receivers: the allow-list
+    envelope: Envelope
+    last_claim: float = 0.0
+
+
+@dataclasses.dataclass
+class WorkerStats:
+    """Counts since the worker started (read them any time; they only grow)."""
+
+    received: int = 0
+    handled: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    reclaimed: int = 0
+    released: int = 0
+
+
+def _copy_envelope(envelope: Envelope) -> Envelope:
+    # One envelope per group (and per worker): its replay cache must not take the same
+    # event delivered to a second group, or a second worker, of this process for a replay.
+    copy = Envelope.__new__(Envelope)
+    copy.__dict__.update(envelope.__dict__)
+    copy._seen = type(envelope._seen)(envelope._seen.max_size)
+    return copy
+
+
+class Worker:
+    """Consumes events for remote receivers and calls them (see the module docstring).
+
+    ``transport`` and ``envelope`` as for publishing. ``groups`` limits the worker to
+    those groups (default: every group declared). ``consumer`` names this process to
+    the broker (default ``host:pid:random``). At most ``concurrency`` events are handled
+    at once; sync receivers run in threads, async ones on the worker's loop.
+
+    Run it with ``await worker.run()`` until :meth:`stop`, or ``worker.start()`` as a
+    task of a running app; ``tocsin worker`` runs it with signal handlers.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        envelope: Envelope,
+        *,
+        groups: Iterable[str] | None = None,
+        receivers: Iterable[RemoteReceiver] | None = None,
+        consumer: str | None = None,
+        concurrency: int = 8,
+        claim_idle: float = 60.0,
+        max_deliveries: int = 5,
+        retry_backoff: float = 1.0,
+        retry_backoff_max: float = 300.0,
+        dedupe_ttl: float = 86_400.0,
+        shutdown_timeout: float = 30.0,
+        poll_timeout: float = 1.0,
+        log_every: float = 60.0,
+    ) -> None:
+        if concurrency < 1 or max_deliveries < 1 or claim_idle <= 0:
+            raise ValueError("concurrency, max_deliveries and claim_idle must be positive")
+        self.transport = transport
+        self.envelope = envelope
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.concurrency = concurrency
+        self.claim_idle = claim_idle
+        self.max_deliveries = max_deliveries
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self.dedupe_ttl = max(dedupe_ttl, envelope.replay_window)
+        self.shutdown_timeout = shutdown_timeout
+        self.poll_timeout = poll_timeout
+        self.log_every = log_every
+        self.stats = WorkerStats()
+        declared = list(receivers) if receivers is not None else remote_receivers(groups)
+        if groups is not None:
+            wanted = set(groups)
+            declared = [r for r in declared if r.group in wanted]
+        self.subscriptions = self._subscriptions(declared)
+        self._stopping: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: dict[asyncio.Task[None], Delivery] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self._last_contact = 0.0
+        self._broker_down = False
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.consumer} groups={[s.group for s in self.subscriptions]}>"
+
+    def _subscriptions(self, declared: list[RemoteReceiver]) -> list[_Subscription]:
+        by_group: dict[tuple[str, bool], list[RemoteReceiver]] = {}
+        for entry in declared:
+            by_group.setdefault((entry.group, entry.broadcast), []).append(entry)
+        found = []
+        for (group, broadcast), entries in by_group.items():
+            receivers: dict[str, list[RemoteReceiver]] = {}
+            for entry in entries:
+                receivers.setdefault(entry.signal_path, []).append(entry)
+            streams = sorted({entry.stream for entry in entries})
+            found.append(
+                _Subscription(
+                    # A broadcast group exists for this process only.
+                    name=f"{group}@{self.consumer}" if broadcast else group,
+                    group=group,
+                    broadcast=broadcast,
+                    streams=streams,
+                    receivers=receivers,
+                    envelope=_copy_envelope(self.envelope),
+                )
+            )
+        return found
+
+    # -- health
+
+    @property
+    def in_flight(self) -> int:
+        """How many events are being handled right now."""
+        return len(self._in_flight)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the worker is running and heard from the broker recently."""
+        return (
+            self._task is not None
+            and not self._task.done()
+            and not self._broker_down
+            and time.monotonic() - self._last_contact < max(10.0, 5 * self.poll_timeout)
+        )
+
+    # -- running
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the worker as a task of the running loop; returns the task."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name=repr(self))
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop gracefully (see the module docstring) and wait until stopped."""
+        self.request_stop()
+        if self._task is not None and self._task is not asyncio.current_task():
+            await self._task
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop; safe from any thread and from signal handlers."""
+        loop, stopping = self._loop, self._stopping
+        if loop is None or stopping is None:
+            return
+        if threading.current_thread() is threading.main_thread() and _running(loop):
+            stopping.set()
+        else:
+            loop.call_soon_threadsafe(stopping.set)
+
+    async def run(self, *, handle_signals: bool = False) -> None:
+        """Consume until :meth:`stop` is called (or SIGTERM/SIGINT, if *handle_signals*)."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        if self._task is None:
+            self._task = asyncio.current_task()
+        if not self.subscriptions:
+            logger.warning("worker %s: no remote receivers to run", self.consumer)
+        if handle_signals:
+            for number in (signals.SIGTERM, signals.SIGINT):
+                self._loop.add_signal_handler(number, self._on_signal, number)
+        logger.info(
+            "worker %s started: %d group(s) %s on %r, concurrency %d",
+            self.consumer,
+            len(self.subscriptions),
+            ", ".join(
+                f"{s.group}{' (broadcast)' if s.broadcast else ''}" for s in self.subscriptions
+            ),
+            self.transport,
+            self.concurrency,
+        )
+        loops = [
+            asyncio.create_task(self._consume_loop(s), name=f"consume {s.group}")
+            for s in self.subscriptions
+        ]
+        helpers = [
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._progress_loop(), name="progress"),
+        ]
+        try:
+            await self._stopping.wait()
+        finally:
+            # Fetching stops first (each loop finishes its current poll), then in-flight
+            # events get their grace period.
+            self._stopping.set()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._drain()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            for subscription in self.subscriptions:
+                if subscription.broadcast:
+                    for stream in subscription.streams:
+                        with contextlib.suppress(Exception):
+                            await self.transport.drop_group(stream, subscription.name)
+            with contextlib.suppress(Exception):
+                await self.transport.aclose()
+            if handle_signals:
+                for number in (signals.SIGTERM, signals.SIGINT):
+                    self._loop.remove_signal_handler(number)
+            logger.info("worker %s stopped: %s", self.consumer, self._summary())
+
+    def _on_signal(self, number: int) -> None:
+        assert self._stopping is not None
+        if self._stopping.is_set():
+            logger.warning(
+                "second %s: handing back in-flight events now", signals.Signals(number).name
+            )
+            self.shutdown_timeout = 0
+            for task in list(self._in_flight):
+                task.cancel()
+            return
+        logger.info(
+            "%s received: stopping (in flight: %d)", signals.Signals(number).name, self.in_flight
+        )
+        self._stopping.set()
+
+    async def _drain(self) -> None:
+        tasks = list(self._in_flight)
+        if tasks:
+            logger.info(
+                "waiting up to %gs for %d in-flight event(s)", self.shutdown_timeout, len(tasks)
+            )
+            _, pending = await asyncio.wait(
+                tasks, timeout=self.shutdown_timeout or None if self.shutdown_timeout else 0.001
+            )
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+
+    def _summary(self) -> str:
+        fields = dataclasses.asdict(self.stats)
+        fields["in_flight"] = self.in_flight
+        return " ".join(f"{key}={value}" for key, value in fields.items())
+
+    async def _progress_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.log_every)
+            logger.info("worker %s: %s", self.consumer, self._summary())
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.claim_idle / 3)
+            for delivery in list(self._in_flight.values()):
+                try:
+                    await delivery.touch()
+                except Exception as error:
+                    logger.warning("could not renew %r: %s", delivery, error)
+
+    async def _consume_loop(self, subscription: _Subscription) -> None:
+        assert self._stopping is not None
+        assert self._slots is not None
+        backoff = itertools.chain([0.5, 1.0, 2.0, 5.0], itertools.repeat(10.0))
+        ready = False
+        while not self._stopping.is_set():
+            slots = 0
+            try:
+                if not ready:
+                    for stream in subscription.streams:
+                        await self.transport.ensure_group(
+                            stream,
+                            subscription.name,
+                            start="new" if subscription.broadcast else "all",
+                        )
+                    ready = True
+                # Reserve capacity before fetching: a fetched event is held pending for
+                # this process, so never take more than can run now.
+                await self._slots.acquire()
+                slots = 1
+                while slots < self.concurrency and not self._slots.locked():
+                    await self._slots.acquire()
+                    slots += 1
+                deliveries = await self._fetch(subscription, slots)
+                self._contact()
+                backoff = itertools.chain([0.5, 1.0, 2.0, 5.0], itertools.repeat(10.0))
+            except TransportError as error:
+                self._release_slots(slots)
+                delay = next(backoff)
+                self._broker_down = True
+                logger.warning(
+                    "worker %s: broker unreachable (%s); retrying in %gs",
+                    self.consumer,
+                    error,
+                    delay,
+                )
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                continue
+            except Exception:
+                self._release_slots(slots)
+                logger.exception("worker %s: unexpected error while consuming", self.consumer)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                continue
+            self._release_slots(slots - len(deliveries))
+            for delivery in deliveries:
+                if self._stopping.is_set():
+                    # Fetched as we were stopping: hand it straight back.
+                    self._release_slots(1)
+                    await self._release(delivery)
+                    continue
+                task = asyncio.create_task(self._handle(subscription, delivery))
+                self._in_flight[task] = delivery
+                task.add_done_callback(self._finished)
+
+    async def _fetch(self, subscription: _Subscription, count: int) -> list[Delivery]:
+        found: list[Delivery] = []
+        now = time.monotonic()
+        if self.transport.supports_groups and (
+            now - subscription.last_claim >= min(self.claim_idle / 2, 5.0)
+        ):
+            subscription.last_claim = now
+            found = await self.transport.claim_stale(
+                subscription.streams,
+                subscription.name,
+                self.consumer,
+                min_idle=self.claim_idle,
+                count=count,
+            )
+            if found:
+                self.stats.reclaimed += len(found)
+                logger.info(
+                    "worker %s: took over %d stale event(s) of group %r",
+                    self.consumer,
+                    len(found),
+                    subscription.group,
+                )
+        if len(found) < count:
+            found += await self.transport.consume(
+                subscription.streams,
+                subscription.name,
+                self.consumer,
+                count=count - len(found),
+                timeout=0 if found else self.poll_timeout,
+            )
+        return found
+
+    def _contact(self) -> None:
+        self._last_contact = time.monotonic()
+        if self._broker_down:
+            self._broker_down = False
+            logger.info("worker %s: broker reachable again", self.consumer)
+
+    def _release_slots(self, count: int) -> None:
+        assert self._slots is not None
+        for _ in range(count):
+            self._slots.release()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        self._release_slots(1)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("worker %s: error settling an event", self.consumer, exc_info=error)
+
+    async def _release(self, delivery: Delivery) -> None:
+        try:
+            await delivery.release()
+            self.stats.released += 1
+        except Exception as error:
+            # Still pending: another worker takes it over after claim_idle.
+            logger.warning("could not hand back %r (%s): it will be reclaimed", delivery, error)
+
+    # -- one event
+
+    async def _handle(self, subscription: _Subscription, delivery: Delivery) -> None:
+        self.stats.received += 1
+        group = subscription.name
+        try:
+            event = subscription.envelope.decode(delivery.data, redelivered=delivery.attempt > 1)
+        except ReplayedEvent:
+            self.stats.rejected += 1
+            await delivery.ack()  # a copy of an event already accepted: drop it
+            return
+        except RejectedEvent as rejected:
+            self.stats.rejected += 1
+            await self._dead_letter(delivery, f"rejected ({rejected.reason}): {rejected.detail}")
+            return
+        if self.transport.supports_groups and await self.transport.seen(group, event.id):
+            self.stats.duplicates += 1
+            logger.info(
+                "event %s already handled by group %r: acknowledged again",
+                event.id,
+                subscription.group,
+            )
+            await delivery.ack()
+            return
+        receivers = [
+            r for r in subscription.receivers.get(event.signal, ()) if r.matches(event.sender)
+        ]
+        if delivery.attempt > self.max_deliveries:
+            # Delivered this often without an answer: it kills the workers that take it.
+            await self._dead_letter(
+                delivery, f"delivered {delivery.attempt} times without being acknowledged"
+            )
+            return
+        try:
+            for entry in receivers:
+                await self._call(entry, event.sender, event.kwargs, event.id, event.origin)
+        except asyncio.CancelledError:
+            # Shutdown ran out of patience: hand the event back, never drop it.
+            await asyncio.shield(self._release(delivery))
+            raise
+        except Exception as error:
+            self.stats.failed += 1
+            if delivery.attempt >= self.max_deliveries:
+                logger.error(
+                    "event %s failed %d time(s) in group %r: dead-lettered",
+                    event.id,
+                    delivery.attempt,
+                    subscription.group,
+                    exc_info=error,
+                )
+                await self._dead_letter(
+                    delivery,
+                    f"failed {delivery.attempt} time(s): {type(error).__name__}: {error}",
+                )
+                return
+            delay = min(self.retry_backoff_max, self.retry_backoff * 2 ** (delivery.attempt - 1))
+            logger.warning(
+                "event %s failed in group %r (attempt %d/%d): %s; retry in %gs",
+                event.id,
+                subscription.group,
+                delivery.attempt,
+                self.max_deliveries,
+                error,
+                delay,
+                exc_info=error,
+            )
+            self.stats.retried += 1
+            await delivery.nack(delay)
+            return
+        if self.transport.supports_groups:
+            # Remembered before the ack: a crash in between leads to a redelivery that is
+            # recognised as done, not to running the receivers again.
+            await self.transport.remember(group, event.id, self.dedupe_ttl)
+        await delivery.ack()
+        self.stats.handled += 1
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        await delivery.dead_letter(reason)
+        self.stats.dead_lettered += 1
+
+    async def _call(
+        self,
+        entry: RemoteReceiver,
+        sender: Any,
+        kwargs: dict[str, Any],
+        event_id: str,
+        origin: str,
+    ) -> Any:
+        named = dict(kwargs)
+        named.update(signal=entry.signal, sender=sender, event_id=event_id, event_origin=origin)
+        if entry.is_async:
+            return await entry.receiver(**named)
+        result = await asyncio.to_thread(entry.receiver, **named)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+def _running(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+async def replay_dead_letters(
+    transport: Transport,
+    envelope: Envelope,
+    stream: str,
+    ids: Sequence[str] | None = None,
+    *,
+    group: str | None = None,
+) -> list[tuple[DeadLetter, str]]:
+    """Deliver dead letters of *stream* again, each to the group that gave up on it.
+
+    ``ids`` picks letters (default: all, or all of *group*). Each event is checked with
+    *envelope*'s keys (a forged one is never replayed) and, as the original has usually
+    left the replay window by now, re-signed as a new attempt stamped now; the event id
+    stays the same. Returns ``[(letter, outcome)]``: the new message id, or why not.
+    """
+    letters = await transport.dead_letters(stream, group=group, count=1_000_000)
+    if ids is not None:
+        wanted = set(ids)
+        letters = [letter for letter in letters if letter.id in wanted]
+    lenient = _copy_envelope(envelope)
+    lenient.replay_window = float("inf")
+    lenient.max_future = float("inf")
+    lenient.allowed_signals = None
+    results: list[tuple[DeadLetter, str]] = []
+    for letter in letters:
+        try:
+            event = lenient.decode(letter.data, redelivered=True)
+        except RejectedEvent as rejected:
+            results.append((letter, f"not replayed: {rejected.reason}"))
+            continue
+        fresh = dataclasses.replace(event, created_at=time.time(), attempt=event.attempt + 1)
+        new_id = await transport.republish_dead_letter(letter, envelope.encode(fresh))
+        results.append((letter, new_id))
+    return results

@@ -1,0 +1,28 @@
+"""The remote benchmark runs end to end in quick mode (its figures are noise there)."""
+
+from __future__ import annotations
+
+import pytest
+from benchmarks import remote
+from benchmarks.__main__ import main
+
+
+def test_remote_benchmark_quick(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    results = remote.run(quick=True, url=redis_url)
+    assert results.publish_tocsin > 0
+    assert results.publish_plain > 0
+    assert results.e2e_tocsin > 0
+    assert results.e2e_plain > 0
+    assert results.latency_events == int(remote.QUICK.latency_rate * remote.QUICK.latency_seconds)
+    assert 0 < results.latency_p50 <= results.latency_p99
+    # Bounded: the worker never holds more than its concurrency.
+    assert results.max_in_flight <= 4
+    assert results.memory_small > 0
+    assert "publish" in remote.markdown(results)
+
+
+def test_wired_into_the_benchmark_command(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--remote", "--quick", "--url", redis_url]) == 0
+    assert "end to end" in capsys.readouterr().out
