@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean
+.PHONY: demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,17 @@ bench: $(BIN)/.installed
 
 bench-quick: $(BIN)/.installed
 	$(BIN)/python -m benchmarks --quick --output /tmp/tocsin-bench
+	$(BIN)/python -m benchmarks --remote --quick
 
 clean:
 	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+
+## make typecheck-pyright: pyright (pinned, from npm into .tools) on src; strict on the typed-signal modules
+PYRIGHT_VERSION ?= 1.1.414
+PYRIGHT = .tools/node_modules/.bin/pyright
+
+$(PYRIGHT):
+	npm install --no-save --prefix .tools pyright@$(PYRIGHT_VERSION)
+
+typecheck-pyright: $(BIN)/.installed $(PYRIGHT)
+	$(PYRIGHT) --pythonpath $(BIN)/python

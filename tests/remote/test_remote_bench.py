@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from benchmarks import remote
-from benchmarks.__main__ import main
 
 
 def test_remote_benchmark_quick(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -19,10 +18,3 @@ def test_remote_benchmark_quick(redis_url: str, capsys: pytest.CaptureFixture[st
     assert results.max_in_flight <= 4
     assert results.memory_small > 0
     assert "publish" in remote.markdown(results)
-
-
-def test_wired_into_the_benchmark_command(
-    redis_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["--remote", "--quick", "--url", redis_url]) == 0
-    assert "end to end" in capsys.readouterr().out
