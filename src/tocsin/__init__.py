@@ -5,6 +5,7 @@ from tocsin._dispatcher import Connection, Signal, WeakReceiverWarning, receiver
 from tocsin._hooks import Hook, ReceiverCall, SendRecord, add_hook, remove_hook
 from tocsin._lazy import LazySenderWarning
 from tocsin._registry import dotted_path, find_signal, known_signals
+from tocsin.discovery import autodiscover
 
 __all__ = [
     "Connection",
@@ -16,6 +17,7 @@ __all__ = [
     "WeakReceiverWarning",
     "add_hook",
     "after_commit",
+    "autodiscover",
     "dotted_path",
     "find_signal",
     "known_signals",

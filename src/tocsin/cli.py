@@ -16,6 +16,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("tocsin.remote.cli", "run remote receivers: consume signals from other processes"),
     "deadletter": ("tocsin.remote.cli", "list or replay the events remote receivers gave up on"),
     "relay": ("tocsin.remote.outbox", "move committed outbox rows to the broker (never lose)"),
+    "inspect": ("tocsin.cli_inspect", "list the signals and the receivers connected to them"),
+    "graph": ("tocsin.cli_graph", "draw the signal -> receiver graph (mermaid, dot, svg, png)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""A sub-application of the sample app, with a signals module of its own."""
