@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 ## make demo: run the demo (in-process signals, then model signals on SQLite: no services)
 demo:
 	$(PYTHON) -m venv $(VENV)-demo
-	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy,jinja2]' starlette uvicorn httpx
+	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy,jinja2,redis]' starlette uvicorn httpx
 	$(VENV)-demo/bin/python examples/demo.py
 
 ## make test: lint, type-check, and run the whole suite on every CPython >= 3.11 here

@@ -3,7 +3,8 @@
 Run it with ``make demo`` (or ``python examples/demo.py`` with tocsin installed). It shows
 receivers, sender filtering, ``dispatch_uid``, ``send_robust`` and an async receiver, then
 runs ``models_demo.py`` (model signals from SQLAlchemy on SQLite) and ``web_demo.py``
-(request and template signals from a Starlette app under uvicorn).
+(request and template signals from a Starlette app under uvicorn) and ``remote_demo.py``
+(a worker subprocess receiving signals through Redis, when a server is reachable).
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ def main() -> None:
 
     print("\nAnd request and template signals from a web app (examples/web_demo.py):")
     runpy.run_path(str(Path(__file__).with_name("web_demo.py")), run_name="__main__")
+
+    print("\nAnd signals across processes, when a Redis server is reachable (remote_demo.py):")
+    runpy.run_path(str(Path(__file__).with_name("remote_demo.py")), run_name="__main__")
 
 
 if __name__ == "__main__":
