@@ -5,15 +5,18 @@ from tocsin._dispatcher import Connection, Signal, WeakReceiverWarning, receiver
 from tocsin._hooks import Hook, ReceiverCall, SendRecord, add_hook, remove_hook
 from tocsin._lazy import LazySenderWarning
 from tocsin._registry import dotted_path, find_signal, known_signals
+from tocsin._typed import OPTIONAL, TypedSignal, payload_of, signal
 from tocsin.discovery import autodiscover
 
 __all__ = [
+    "OPTIONAL",
     "Connection",
     "Hook",
     "LazySenderWarning",
     "ReceiverCall",
     "SendRecord",
     "Signal",
+    "TypedSignal",
     "WeakReceiverWarning",
     "add_hook",
     "after_commit",
@@ -21,7 +24,9 @@ __all__ = [
     "dotted_path",
     "find_signal",
     "known_signals",
+    "payload_of",
     "receiver",
     "remove_hook",
+    "signal",
 ]
 __version__ = "0.1.0"

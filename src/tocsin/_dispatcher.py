@@ -30,7 +30,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from types import FunctionType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from tocsin import _async, _hooks, _registry
 from tocsin._hooks import Observer
@@ -63,6 +63,23 @@ NO_RECEIVERS: Resolved = ((), ())
 _CACHE_SIZE = 4096
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_S = TypeVar("_S")
+_D = TypeVar("_D")
+_S_contra = TypeVar("_S_contra", contravariant=True)
+_D_co = TypeVar("_D_co", covariant=True)
+
+
+class _Decorator(Protocol):
+    """What ``receiver(signal)`` returns for an untyped signal: the function, unchanged."""
+
+    def __call__(self, function: _F, /) -> _F: ...
+
+
+class _Receivable(Protocol[_S_contra, _D_co]):
+    """A signal, as ``receiver()`` sees it: the senders it takes, and the decorator it
+    makes (typed signals check the receiver's signature; see ``tocsin._typed``)."""
+
+    def _receiver_decorator(self, sender: _S_contra, /) -> _D_co: ...
 
 
 _NOT_GIVEN: Any = object()
@@ -733,6 +750,10 @@ class Signal:
             else:
                 self._forget_receiver(dead)
 
+    if TYPE_CHECKING:
+        # For receiver()'s static type only: typed signals narrow it (see tocsin._typed).
+        def _receiver_decorator(self, sender: object, /) -> _Decorator: ...
+
     # -- compatibility with code that reads Django's internals ----------------------------
 
     @property
@@ -796,9 +817,22 @@ class Signal:
         return self._cache
 
 
+@overload
+def receiver(signal: list[Signal] | tuple[Signal, ...], **kwargs: Any) -> Callable[[_F], _F]: ...
+
+
+@overload
 def receiver(
-    signal: Signal | list[Signal] | tuple[Signal, ...], **kwargs: Any
-) -> Callable[[_F], _F]:
+    signal: _Receivable[_S, _D],
+    *,
+    sender: _S = ...,
+    weak: bool = ...,
+    dispatch_uid: object = ...,
+    priority: int = ...,
+) -> _D: ...
+
+
+def receiver(signal: Any, **kwargs: Any) -> Any:
     """Decorator: connect the decorated function to *signal* (or to each of a list or tuple).
 
     *kwargs* go to ``connect`` unchanged. Returns the function itself, unwrapped.
