@@ -17,8 +17,8 @@ demo:
 	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy,jinja2,redis]' starlette uvicorn httpx
 	$(VENV)-demo/bin/python examples/demo.py
 
-## make test: lint, type-check, and run the whole suite on every CPython >= 3.11 here
-test: lint typecheck pytest test-all-pythons test-sqlalchemy-2.0
+## make test: lint, type-check (mypy, pyright), and run the whole suite on every CPython >= 3.11 here
+test: lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -35,7 +35,7 @@ test-all-pythons:
 	@for py in $$(scripts/other-pythons $(PYTHON)); do \
 		venv=.venv-$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		echo "== $$py ($$venv)"; \
-		$$py -m venv $$venv && $$venv/bin/python -m pip install --quiet -e '.[test]' \
+		$$py -m venv $$venv && $$venv/bin/python -m pip install --quiet -e '.[test,lint]' \
 		&& $$venv/bin/python -m pytest -q || exit 1; \
 	done
 

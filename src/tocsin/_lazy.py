@@ -67,9 +67,9 @@ class SenderRegistry:
         self._resolved: dict[str, list[tuple[PendingConnection, weakref.ref[type]]]] = {}
 
     @staticmethod
-    def names_of(cls: type) -> tuple[str, str]:
+    def names_of(model: type) -> tuple[str, str]:
         """The names a class can be found by: its own name and its dotted path."""
-        return cls.__name__, f"{cls.__module__}.{cls.__qualname__}"
+        return model.__name__, f"{model.__module__}.{model.__qualname__}"
 
     def register(self, cls: type) -> None:
         """Make *cls* findable by its names, and make the connections waiting for it."""

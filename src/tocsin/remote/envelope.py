@@ -126,8 +126,16 @@ def _new_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
+_origin: tuple[int, str] = (-1, "")
+
+
 def _default_origin() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    # Cached per process (a forked child has another pid, so makes its own).
+    global _origin
+    pid = os.getpid()
+    if _origin[0] != pid:
+        _origin = (pid, f"{socket.gethostname()}:{pid}")
+    return _origin[1]
 
 
 def new_event(
@@ -226,7 +234,7 @@ class RejectionStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts = dict.fromkeys(REASONS, 0)
+        self._counts: dict[str, int] = dict.fromkeys(REASONS, 0)
         self._accepted = 0
 
     def record(self, reason: str) -> None:
@@ -848,9 +856,21 @@ def _loads(text: str | bytes) -> Any:
     return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
-def _dumps(data: Any) -> str:
-    # Canonical: sorted keys, no spaces, ASCII only (so str and UTF-8 bytes coincide).
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+# Canonical: sorted keys, no spaces, ASCII only (so str and UTF-8 bytes coincide). One
+# encoder made once: json.dumps with options would build a new one on every call.
+_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+_dumps: Final = _ENCODER.encode
+# A str as a JSON string, ASCII only: what _dumps writes for one.
+_json_str: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
+def _outer(body: str, key_id: str | None, signature: str | None) -> str:
+    """``_dumps({"v": 1, "kid": key_id, "sig": signature, "body": body})``, written
+    directly (the same bytes: keys in sorted order) rather than by the generic encoder,
+    which would walk a dict to write four known fields."""
+    kid = "null" if key_id is None else _json_str(key_id)
+    sig = "null" if signature is None else _json_str(signature)
+    return f'{{"body":{_json_str(body)},"kid":{kid},"sig":{sig},"v":{WIRE_VERSION}}}'
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -951,7 +971,7 @@ class Envelope:
         key_id = signature = None
         if self.keyring is not None:
             key_id, signature = self.keyring.sign(body.encode("ascii"))
-        data = _dumps({"v": WIRE_VERSION, "kid": key_id, "sig": signature, "body": body})
+        data = _outer(body, key_id, signature)
         encoded = data.encode("ascii")
         if len(encoded) > self.max_bytes:
             raise ValueError(

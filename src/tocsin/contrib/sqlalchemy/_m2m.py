@@ -78,7 +78,7 @@ def is_forward(prop: RelationshipProperty[Any]) -> bool:
         return True
     if prop.backref is not None or other.backref is not None:
         return prop.backref is not None
-    columns = list(prop.secondary.c)  # type: ignore[union-attr]
+    columns: list[Any] = list(prop.secondary.c)  # type: ignore[union-attr]
 
     def first(side: RelationshipProperty[Any]) -> int:
         return min(columns.index(column) for _, column in side.synchronize_pairs)
