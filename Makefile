@@ -61,8 +61,10 @@ clean:
 PYRIGHT_VERSION ?= 1.1.414
 PYRIGHT = .tools/node_modules/.bin/pyright
 
-$(PYRIGHT):
-	npm install --no-save --prefix .tools pyright@$(PYRIGHT_VERSION)
-
-typecheck-pyright: $(BIN)/.installed $(PYRIGHT)
-	$(PYRIGHT) --pythonpath $(BIN)/python
+typecheck-pyright: $(BIN)/.installed
+	@if [ ! -x $(PYRIGHT) ] && ! command -v npm >/dev/null && [ "$$CI" != "true" ]; then \
+		echo "== pyright skipped: npm is not installed (its type-level tests skip too)"; \
+	else \
+		[ -x $(PYRIGHT) ] || npm install --no-save --prefix .tools pyright@$(PYRIGHT_VERSION); \
+		$(PYRIGHT) --pythonpath $(BIN)/python; \
+	fi
