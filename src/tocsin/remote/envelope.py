@@ -861,7 +861,7 @@ def _loads(text: str | bytes) -> Any:
 _ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 _dumps: Final = _ENCODER.encode
 # A str as a JSON string, ASCII only: what _dumps writes for one.
-_json_str: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_json_str: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 
 
 def _outer(body: str, key_id: str | None, signature: str | None) -> str:
