@@ -132,7 +132,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds between progress lines (default %(default)s)",
     )
+    parser.add_argument(
+        "--relay-db",
+        metavar="URL",
+        default=None,
+        help="also relay the outbox of this SQLAlchemy database URL to the broker "
+        "(as `tocsin relay` does), in this process",
+    )
+    parser.add_argument(
+        "--relay-table", default="tocsin_outbox", help="the outbox table (default %(default)s)"
+    )
     parser.add_argument("--log-level", default="INFO", help="default %(default)s")
+
+
+def _relays(args: argparse.Namespace, transport: Transport) -> list[Any]:
+    if not args.relay_db:
+        return []
+    from sqlalchemy import MetaData, create_engine
+
+    from tocsin.remote.outbox import Relay, outbox_table
+
+    table = outbox_table(MetaData(), args.relay_table)
+    return [Relay(create_engine(args.relay_db), transport, table)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,8 +180,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"tocsin worker: {error} (or pass --insecure)", file=sys.stderr)
         return 2
+    transport = _transport(args)
+    relays = _relays(args, transport)
     worker = Worker(
-        _transport(args),
+        transport,
         envelope,
         receivers=declared,
         concurrency=args.concurrency,
@@ -169,8 +192,14 @@ def run(args: argparse.Namespace) -> int:
         retry_backoff=args.retry_backoff,
         shutdown_timeout=args.shutdown_timeout,
         log_every=args.log_every,
+        relays=relays,
     )
-    asyncio.run(worker.run(handle_signals=True))
+    try:
+        asyncio.run(worker.run(handle_signals=True))
+    finally:
+        for relay in relays:
+            relay.engine.dispose()
+        transport.close()
     return 0
 
 

@@ -852,8 +852,14 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError("NaN or Infinity in JSON")
 
 
-def _loads(text: str | bytes) -> Any:
-    return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+# One decoder made once: json.loads with options would build a new one on every call.
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+)
+
+
+def _loads(text: str) -> Any:
+    return _DECODER.decode(text)
 
 
 # Canonical: sorted keys, no spaces, ASCII only (so str and UTF-8 bytes coincide). One

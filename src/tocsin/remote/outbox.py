@@ -240,6 +240,14 @@ class OutboxTransport(Transport):
         """The target's."""
         return await self.target.remember(group, event_id, ttl)
 
+    async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
+        """The target's."""
+        return await self.target.seen_many(keys)
+
+    async def remember_and_ack(self, handled: Sequence[tuple[Delivery, str]], ttl: float) -> None:
+        """The target's."""
+        await self.target.remember_and_ack(handled, ttl)
+
     async def dead_letters(
         self, stream: str, *, group: str | None = None, count: int = 100
     ) -> list[DeadLetter]:

@@ -45,6 +45,7 @@ the process; dead letters go to the same ``:dead`` stream as with Streams.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import logging
 import time
@@ -53,7 +54,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from tocsin.remote.transport import (
     DeadLetter,
@@ -78,6 +79,29 @@ if #p == 0 then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
 return 1
 """
+
+# Settles a batch of handled messages: remembers every event id (SET NX PX), then acks
+# the messages (XACK per stream and group), atomically. KEYS: the idempotency keys, then
+# one stream key per (stream, group); ARGV: the TTL in ms, how many idempotency keys,
+# then per stream: the group, how many ids, the ids.
+_REMEMBER_AND_ACK = """
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1])
+end
+local at = 3
+for j = n + 1, #KEYS do
+  local count = tonumber(ARGV[at + 1])
+  redis.call('XACK', KEYS[j], ARGV[at], unpack(ARGV, at + 2, at + 1 + count))
+  at = at + 2 + count
+end
+return n
+"""
+
+_REMEMBER_AND_ACK_SHA = hashlib.sha1(_REMEMBER_AND_ACK.encode()).hexdigest()
+
+# Most ids settled by one script call (Lua's unpack has a stack limit).
+_SETTLE_BATCH = 500
 
 
 def _text(value: Any) -> str:
@@ -164,6 +188,16 @@ class _RedisBase(Transport):
         except RedisError as error:
             raise TransportError(f"Redis is unreachable: {error}") from error
         return bool(done)
+
+    async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
+        """One MGET of every key: a key that has a value was recorded."""
+        if not keys:
+            return []
+        try:
+            values = await self.aclient.mget([self._seen_key(g, e) for g, e in keys])
+        except RedisError as error:
+            raise TransportError(f"Redis is unreachable: {error}") from error
+        return [value is not None for value in values]
 
     # -- dead letters
 
@@ -458,6 +492,37 @@ class RedisStreamsTransport(_RedisBase):
                 )
             )
         return found
+
+    # -- settling
+
+    async def remember_and_ack(self, handled: Sequence[tuple[Delivery, str]], ttl: float) -> None:
+        """One script call: ``SET NX PX`` of every event id, then one XACK per stream
+        and group with all their message ids, atomically (so every id is remembered
+        before, and together with, its message's acknowledgement)."""
+        mine = [(d, e) for d, e in handled if isinstance(d, _StreamDelivery)]
+        if len(mine) < len(handled):
+            others = [(d, e) for d, e in handled if not isinstance(d, _StreamDelivery)]
+            await super().remember_and_ack(others, ttl)
+        px = max(1, int(ttl * 1000))
+        for start in range(0, len(mine), _SETTLE_BATCH):
+            batch = mine[start : start + _SETTLE_BATCH]
+            keys = [self._seen_key(d.group, event_id) for d, event_id in batch]
+            acks: dict[tuple[str, str], list[str]] = {}
+            for delivery, _ in batch:
+                acks.setdefault((self.key(delivery.stream), delivery.group), []).append(
+                    delivery.message_id
+                )
+            args: list[Any] = [px, len(keys)]
+            for (key, group), message_ids in acks.items():
+                keys.append(key)
+                args += [group, len(message_ids), *message_ids]
+            try:
+                try:
+                    await self.aclient.evalsha(_REMEMBER_AND_ACK_SHA, len(keys), *keys, *args)
+                except NoScriptError:
+                    await self.aclient.eval(_REMEMBER_AND_ACK, len(keys), *keys, *args)
+            except RedisError as error:
+                raise TransportError(f"Redis is unreachable: {error}") from error
 
     # -- dead letters
 

@@ -216,6 +216,33 @@ class Transport(abc.ABC):
         Returns False if it was already recorded (another consumer handled it too).
         """
 
+    # -- batches (optional: the defaults loop over the single-item methods)
+
+    async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
+        """:meth:`seen` for many ``(group, event_id)`` pairs at once, in order.
+
+        The default calls :meth:`seen` for each; a transport overrides it to ask the
+        broker in one round trip.
+        """
+        return [await self.seen(group, event_id) for group, event_id in keys]
+
+    async def remember_and_ack(self, handled: Sequence[tuple[Delivery, str]], ttl: float) -> None:
+        """Settle deliveries whose receivers returned: for each ``(delivery, event_id)``,
+        :meth:`remember` the id for ``delivery.group`` for *ttl* seconds, **then**
+        :meth:`~Delivery.ack` the delivery.
+
+        The order matters: a crash in between leaves a pending message whose id is
+        already remembered, so its redelivery is acknowledged without running the
+        receivers again. The default does exactly that, one item after the other; a
+        transport overrides it to do the whole batch in one round trip, keeping every
+        remember before its ack. On groupless transports (``supports_groups`` False) it
+        only acks.
+        """
+        for delivery, event_id in handled:
+            if self.supports_groups:
+                await self.remember(delivery.group, event_id, ttl)
+            await delivery.ack()
+
     # -- dead letters
 
     @abc.abstractmethod

@@ -49,6 +49,7 @@ not ``origin``, which Django's ``pre_delete``/``post_delete`` already send).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import inspect
@@ -60,13 +61,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tocsin._dispatcher import Signal, _inspect_receiver
 from tocsin._registry import dotted_path
 from tocsin.remote.envelope import Envelope, RejectedEvent, ReplayedEvent
 from tocsin.remote.transport import DeadLetter, Delivery, Transport, TransportError
+
+if TYPE_CHECKING:
+    from tocsin.remote.outbox import Relay
 
 __all__ = [
     "RemoteReceiver",
@@ -200,13 +204,108 @@ class WorkerStats:
     released: int = 0
 
 
-def _copy_envelope(envelope: Envelope) -> Envelope:
-    # One envelope per group (and per worker): its replay cache must not take the same
-    # event delivered to a second group, or a second worker, of this process for a replay.
-    copy = Envelope.__new__(Envelope)
-    copy.__dict__.update(envelope.__dict__)
-    copy._seen = type(envelope._seen)(envelope._seen.max_size)
-    return copy
+class _Slots:
+    """How many more events the worker may take on (``concurrency`` in all).
+
+    Unlike a semaphore, :meth:`take` waits for several free slots and takes them all at
+    once, without holding any while it waits (consume loops share the slots). Waiters
+    are served first come, first served, so no consume loop starves another.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.free = total
+        self._waiters: collections.deque[tuple[int, asyncio.Future[int]]] = collections.deque()
+        self._granting = False
+
+    async def take(self, at_least: int) -> int:
+        """Wait until *at_least* slots are free, then take every free one; returns how many."""
+        if not self._waiters and self.free >= at_least:
+            taken, self.free = self.free, 0
+            return taken
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append((at_least, future))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.give(future.result())  # granted as we were cancelled: give them back
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove((at_least, future))
+                self.give(0)  # the next waiter may be satisfiable now
+            raise
+
+    def give(self, count: int) -> None:
+        """Give back *count* slots; waiters are served once the callbacks running now
+        have given back theirs (events settled together come back together)."""
+        self.free += count
+        if self._waiters and not self._granting:
+            self._granting = True
+            asyncio.get_running_loop().call_soon(self._grant)
+
+    def _grant(self) -> None:
+        self._granting = False
+        while self._waiters and self.free >= self._waiters[0][0]:
+            _, future = self._waiters.popleft()
+            if not future.done():
+                taken, self.free = self.free, 0
+                future.set_result(taken)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class _Batcher(Generic[_T, _R]):
+    """Coalesces the calls made while a flush is running (or in one loop iteration) into
+    one call of *flush*: group commit. ``await submit(item)`` returns *item*'s result,
+    or raises the flush's error. One flush runs at a time.
+    """
+
+    def __init__(self, flush: Callable[[list[_T]], Awaitable[list[_R]]]) -> None:
+        self._flush = flush
+        self._items: list[_T] = []
+        self._futures: list[asyncio.Future[_R]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: _T) -> _R:
+        future: asyncio.Future[_R] = asyncio.get_running_loop().create_future()
+        self._items.append(item)
+        self._futures.append(future)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        try:
+            while self._items:
+                items, futures = self._items, self._futures
+                self._items, self._futures = [], []
+                try:
+                    results = await self._flush(items)
+                except Exception as error:
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                except BaseException:  # cancelled: so are the callers waiting
+                    for future in futures:
+                        future.cancel()
+                    raise
+                for future, result in zip(futures, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._task = None
+            for future in self._futures:  # left by a cancellation: never leave them hanging
+                if not future.done():
+                    future.cancel()
+            self._items, self._futures = [], []
+
+    async def wait(self, timeout: float) -> None:
+        """Wait (up to *timeout* seconds) for the flush in progress, if any."""
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=timeout)
 
 
 class Worker:
@@ -216,6 +315,10 @@ class Worker:
     those groups (default: every group declared). ``consumer`` names this process to
     the broker (default ``host:pid:random``). At most ``concurrency`` events are handled
     at once; sync receivers run in threads, async ones on the worker's loop.
+
+    ``relays``: outbox :class:`~tocsin.remote.outbox.Relay` objects to run alongside
+    (each :meth:`~tocsin.remote.outbox.Relay.run` as a task, stopped when the worker
+    stops), so that one process consumes and relays (``tocsin worker --relay-db``).
 
     Run it with ``await worker.run()`` until :meth:`stop`, or ``worker.start()`` as a
     task of a running app; ``tocsin worker`` runs it with signal handlers.
@@ -238,6 +341,7 @@ class Worker:
         shutdown_timeout: float = 30.0,
         poll_timeout: float = 1.0,
         log_every: float = 60.0,
+        relays: Iterable[Relay] = (),
     ) -> None:
         if concurrency < 1 or max_deliveries < 1 or claim_idle <= 0:
             raise ValueError("concurrency, max_deliveries and claim_idle must be positive")
@@ -254,6 +358,7 @@ class Worker:
         self.poll_timeout = poll_timeout
         self.log_every = log_every
         self.stats = WorkerStats()
+        self.relays = list(relays)
         declared = list(receivers) if receivers is not None else remote_receivers(groups)
         if groups is not None:
             wanted = set(groups)
@@ -263,7 +368,9 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[asyncio.Task[None], Delivery] = {}
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: _Slots | None = None
+        self._seen: _Batcher[tuple[str, str], bool] | None = None
+        self._settle: _Batcher[tuple[Delivery, str], None] | None = None
         self._last_contact = 0.0
         self._broker_down = False
 
@@ -288,7 +395,7 @@ class Worker:
                     broadcast=broadcast,
                     streams=streams,
                     receivers=receivers,
-                    envelope=_copy_envelope(self.envelope),
+                    envelope=self.envelope.with_own_replay_cache(),
                 )
             )
         return found
@@ -337,7 +444,9 @@ class Worker:
         """Consume until :meth:`stop` is called (or SIGTERM/SIGINT, if *handle_signals*)."""
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.concurrency)
+        self._slots = _Slots(self.concurrency)
+        self._seen = _Batcher(self.transport.seen_many)
+        self._settle = _Batcher(self._remember_and_ack)
         if self._task is None:
             self._task = asyncio.current_task()
         if not self.subscriptions:
@@ -363,17 +472,31 @@ class Worker:
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._progress_loop(), name="progress"),
         ]
+        relaying = [
+            asyncio.create_task(relay.run(), name=f"relay {relay.table.name}")
+            for relay in self.relays
+        ]
         try:
             await self._stopping.wait()
         finally:
             # Fetching stops first (each loop finishes its current poll), then in-flight
-            # events get their grace period.
+            # events get their grace period. Relays finish the batch they are moving.
             self._stopping.set()
+            for relay in self.relays:
+                relay.stop()
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
+            for batcher in (self._seen, self._settle):
+                if batcher is not None:
+                    await batcher.wait(5)
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            if relaying:
+                _, late = await asyncio.wait(relaying, timeout=max(5.0, self.shutdown_timeout))
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*relaying, return_exceptions=True)
             for subscription in self.subscriptions:
                 if subscription.broadcast:
                     for stream in subscription.streams:
@@ -451,12 +574,9 @@ class Worker:
                         )
                     ready = True
                 # Reserve capacity before fetching: a fetched event is held pending for
-                # this process, so never take more than can run now.
-                await self._slots.acquire()
-                slots = 1
-                while slots < self.concurrency and not self._slots.locked():
-                    await self._slots.acquire()
-                    slots += 1
+                # this process, so never take more than can run now. Wait for half the
+                # slots, not one, so that a busy worker fetches in batches.
+                slots = await self._slots.take(max(1, self.concurrency // 2))
                 deliveries = await self._fetch(subscription, slots)
                 self._contact()
                 backoff = itertools.chain([0.5, 1.0, 2.0, 5.0], itertools.repeat(10.0))
@@ -530,8 +650,7 @@ class Worker:
 
     def _release_slots(self, count: int) -> None:
         assert self._slots is not None
-        for _ in range(count):
-            self._slots.release()
+        self._slots.give(count)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
@@ -562,7 +681,7 @@ class Worker:
             self.stats.rejected += 1
             await self._dead_letter(delivery, f"rejected ({rejected.reason}): {rejected.detail}")
             return
-        if self.transport.supports_groups and await self.transport.seen(group, event.id):
+        if self.transport.supports_groups and await self._seen_check(group, event.id):
             self.stats.duplicates += 1
             logger.info(
                 "event %s already handled by group %r: acknowledged again",
@@ -616,12 +735,21 @@ class Worker:
             self.stats.retried += 1
             await delivery.nack(delay)
             return
-        if self.transport.supports_groups:
-            # Remembered before the ack: a crash in between leads to a redelivery that is
-            # recognised as done, not to running the receivers again.
-            await self.transport.remember(group, event.id, self.dedupe_ttl)
-        await delivery.ack()
+        # Remembered before the ack (in one round trip with the other events settled at
+        # the same time): a crash in between leads to a redelivery that is recognised as
+        # done, not to running the receivers again.
+        assert self._settle is not None
+        await self._settle.submit((delivery, event.id))
         self.stats.handled += 1
+
+    async def _seen_check(self, group: str, event_id: str) -> bool:
+        # Batched with the checks of the other events fetched together.
+        assert self._seen is not None
+        return await self._seen.submit((group, event_id))
+
+    async def _remember_and_ack(self, handled: list[tuple[Delivery, str]]) -> list[None]:
+        await self.transport.remember_and_ack(handled, self.dedupe_ttl)
+        return [None] * len(handled)
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         await delivery.dead_letter(reason)
@@ -674,7 +802,7 @@ async def replay_dead_letters(
     if ids is not None:
         wanted = set(ids)
         letters = [letter for letter in letters if letter.id in wanted]
-    lenient = _copy_envelope(envelope)
+    lenient = envelope.with_own_replay_cache()
     lenient.replay_window = float("inf")
     lenient.max_future = float("inf")
     lenient.allowed_signals = None
