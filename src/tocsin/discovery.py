@@ -12,7 +12,6 @@ program must import those modules at start-up. ``autodiscover`` does it, once ea
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import threading
 from collections.abc import Iterable
 from types import ModuleType
@@ -85,6 +84,9 @@ def _import_once(name: str, *, optional: bool) -> bool:
 
 def _load_entry_points() -> list[str]:
     found = []
+    # Imported here: reading installed distributions is slow, and only discovery needs it.
+    import importlib.metadata
+
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         key = (entry_point.name, entry_point.value)
         module_name = entry_point.module
