@@ -100,7 +100,7 @@ def test_a_global_hook_sees_each_send_and_each_receiver_call(
     assert record.responses == responses
     assert record.error is None
     assert record.duration is not None
-    assert record.duration >= 0
+    assert isinstance(record.duration, float)  # set once the send finished
     assert [call.response for call in journal.calls] == ["first", "later"]
     assert all(call.send is record for call in journal.calls)
 

@@ -517,9 +517,13 @@ class Signal:
             if not (intercepted or self.strict):
                 self.__dict__.pop(name, None)
                 continue
-            method = self._intercepting(name) if intercepted else getattr(type(self), name)
-            bound = method if intercepted else method.__get__(self)
-            setattr(self, name, self._checking(bound) if self.strict else bound)
+            # The class's own method, bound: the instance attribute is what is being replaced.
+            method = (
+                self._intercepting(name)
+                if intercepted
+                else getattr(type(self), name).__get__(self)
+            )
+            setattr(self, name, self._checking(method) if self.strict else method)
 
     def _intercept(self, change: int) -> None:
         with self.lock:

@@ -171,21 +171,25 @@ class SenderRegistry:
 registry = SenderRegistry()
 
 
-def check_lazy_senders() -> None:
+def check_lazy_senders(*, missing: str = "no class of that name was registered") -> None:
     """Raise ``LookupError`` listing every receiver whose lazy sender never resolved.
 
     Call it once the application's classes are all defined (at start-up, or in a test),
-    so that a misspelt sender name fails loudly instead of never being called.
+    so that a misspelt sender name fails loudly instead of never being called. *missing*
+    is what to say of a name that names no class (``{name}`` is replaced by the name).
     """
     waiting = registry.pending()
     if waiting:
-        lines = "\n".join(f"  - {_why_waiting(pending)}" for pending in waiting)
+        lines = "\n".join(f"  - {why_waiting(pending, missing)}" for pending in waiting)
         raise LookupError(f"{len(waiting)} receiver(s) wait for their sender class:\n{lines}")
 
 
-def _why_waiting(pending: PendingConnection) -> str:
+def why_waiting(
+    pending: PendingConnection, missing: str = "no class of that name was registered"
+) -> str:
+    """Why *pending* still waits: its name names several classes, or none (*missing*)."""
     try:
         registry.resolve(pending.name)
     except LookupError as ambiguous:
         return f"{pending.describe()}: {ambiguous}"
-    return f"{pending.describe()}: no class of that name was registered"
+    return f"{pending.describe()}: {missing.format(name=pending.name)}"

@@ -126,3 +126,16 @@ def records(url: str, key: str) -> list[dict[str, Any]]:
         return [json.loads(item) for item in client.lrange(key, 0, -1)]
     finally:
         client.close()
+
+
+def redis_pings(url: str) -> bool:
+    """Whether a Redis server answers PING at *url* (for waiting on servers we start)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+        client.ping()
+        client.close()
+        return True
+    except redis.RedisError:
+        return False

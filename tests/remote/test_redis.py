@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 
 from tests.remote import sample_receivers
-from tests.remote.helpers import free_port, records, run_cli, start_worker, stop, wait_for
+from tests.remote.helpers import (
+    free_port,
+    records,
+    redis_pings,
+    run_cli,
+    start_worker,
+    stop,
+    wait_for,
+)
 from tocsin.remote import Envelope, PublishError, Worker, new_event, publish, unpublish
 from tocsin.remote.redis import RedisPubSubTransport, RedisStreamsTransport
 
@@ -216,7 +224,7 @@ def test_unacknowledged_events_survive_a_broker_restart(tmp_path: Path, envelope
             ],
             stdout=subprocess.DEVNULL,
         )
-        wait_for(lambda: _pings(url), what="redis-server to start")
+        wait_for(lambda: redis_pings(url), what="redis-server to start")
         return server
 
     server = start()
@@ -264,18 +272,6 @@ def test_unacknowledged_events_survive_a_broker_restart(tmp_path: Path, envelope
         server.terminate()
         server.wait(timeout=10)
     assert sorted(handled) == [0, 1, 2]
-
-
-def _pings(url: str) -> bool:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.2)
-        client.ping()
-        client.close()
-        return True
-    except redis.RedisError:
-        return False
 
 
 def test_forged_and_replayed_events_on_redis_never_reach_receivers(

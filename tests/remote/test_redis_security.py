@@ -11,9 +11,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import redis
 
-from tests.remote.helpers import free_port, wait_for
+from tests.remote.helpers import free_port, redis_pings, wait_for
 from tocsin.remote import Envelope, new_event
 from tocsin.remote.redis import RedisStreamsTransport
 from tocsin.remote.transport import PublishError
@@ -26,13 +25,6 @@ pytestmark = pytest.mark.skipif(
 STREAM = "tests.secure.events"
 
 
-def _pings(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
 @contextlib.contextmanager
 def serving(arguments: list[str], url: str, workdir: Path) -> Iterator[None]:
     """Run our own redis-server with *arguments* until the block ends."""
@@ -41,7 +33,7 @@ def serving(arguments: list[str], url: str, workdir: Path) -> Iterator[None]:
         stdout=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: _pings(url), what="redis-server to start")
+        wait_for(lambda: redis_pings(url), what="redis-server to start")
         yield
     finally:
         server.terminate()

@@ -26,7 +26,7 @@ from sqlalchemy.util.concurrency import await_only, in_greenlet
 
 from tocsin import _commit
 from tocsin._dispatcher import Signal
-from tocsin._lazy import LazySenderWarning, registry
+from tocsin._lazy import LazySenderWarning, check_lazy_senders, registry, why_waiting
 from tocsin.contrib.sqlalchemy import _m2m
 from tocsin.contrib.sqlalchemy._schema import install_schema, uninstall_schema
 from tocsin.contrib.sqlalchemy._transactions import (
@@ -380,7 +380,7 @@ class Installation:
                 continue
             self.warned.add(id(pending))
             warnings.warn(
-                f"{describe_pending(pending)} after the mappers were configured",
+                f"{why_waiting(pending, _NO_MAPPED_CLASS)} after the mappers were configured",
                 LazySenderWarning,
                 stacklevel=2,
             )
@@ -491,13 +491,8 @@ class Installation:
         state.m2m = [change for change in state.m2m if not self.owns(change.owner)]
 
 
-def describe_pending(pending: Any) -> str:
-    """Why a lazy connection still waits: its name names no class, or several."""
-    try:
-        registry.resolve(pending.name)
-    except LookupError as error:
-        return f"{pending.describe()} is not connected: {error}"
-    return f"{pending.describe()} is not connected: no mapped class is named {pending.name!r}"
+# What a lazy sender that names no mapped class is said to be missing.
+_NO_MAPPED_CLASS = "no mapped class is named {name!r}"
 
 
 def check_senders() -> None:
@@ -506,7 +501,4 @@ def check_senders() -> None:
     Call it once every model is mapped (at start-up or in a test). Returns None when all
     lazily connected receivers are connected.
     """
-    waiting = registry.pending()
-    if waiting:
-        lines = "\n".join(f"  - {describe_pending(pending)}" for pending in waiting)
-        raise LookupError(f"{len(waiting)} receiver(s) wait for a sender class:\n{lines}")
+    check_lazy_senders(missing=_NO_MAPPED_CLASS)
