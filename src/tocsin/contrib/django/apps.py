@@ -1,0 +1,13 @@
+"""The Django app that makes tocsin the dispatcher of a Django project."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class TocsinConfig(AppConfig):
+    """``"tocsin.contrib.django"`` in ``INSTALLED_APPS``."""
+
+    name = "tocsin.contrib.django"
+    label = "tocsin"
+    verbose_name = "tocsin"
