@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tocsin._checks import check_receiver
 from tocsin._dispatcher import Connection, Signal
 from tocsin._registry import dotted_path, known_signals
 
 __all__ = [
     "ReceiverInfo",
     "SignalInfo",
+    "check_receiver",
     "describe",
     "describe_all",
     "describe_receiver",

@@ -64,8 +64,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from tocsin._dispatcher import Signal, _inspect_receiver
+from tocsin._dispatcher import Signal
 from tocsin._registry import dotted_path
+from tocsin.inspect import check_receiver
 from tocsin.remote.envelope import Envelope, RejectedEvent, ReplayedEvent
 from tocsin.remote.transport import DeadLetter, Delivery, Transport, TransportError
 
@@ -136,7 +137,7 @@ def remote_receiver(
         )
 
     def declare(function: _F) -> _F:
-        is_async = _inspect_receiver(function)
+        is_async = check_receiver(function)
         name = group or f"{function.__module__}.{function.__qualname__}"
         entry = RemoteReceiver(
             signal=signal,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
-class TocsinConfig(AppConfig):
+class TocsinConfig(AppConfig):  # type: ignore[misc]  # Django ships no types
     """``"tocsin.contrib.django"`` in ``INSTALLED_APPS``."""
 
     name = "tocsin.contrib.django"
