@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from tocsin import _async, _hooks, _registry
@@ -62,7 +62,9 @@ _CACHE_SIZE = 4096
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _S = TypeVar("_S")
-_D = TypeVar("_D")
+# Bound, so that a list whose decorators have no common type (mypy joins them to object)
+# falls through to the unchecked overload instead of failing.
+_D = TypeVar("_D", bound=Callable[..., Any])
 _S_contra = TypeVar("_S_contra", contravariant=True)
 _D_co = TypeVar("_D_co", covariant=True)
 
@@ -812,7 +814,27 @@ class Signal:
 
 
 @overload
-def receiver(signal: list[Signal] | tuple[Signal, ...], **kwargs: Any) -> Callable[[_F], _F]: ...
+def receiver(
+    signal: Sequence[_Receivable[_S, _D]],
+    *,
+    sender: _S = ...,
+    weak: bool = ...,
+    dispatch_uid: object = ...,
+    priority: int = ...,
+) -> _D: ...
+
+
+# The fallback for lists the overload above cannot type: mypy joins the decorators of
+# signals with different payloads to object; such a list is connected unchecked.
+@overload
+def receiver(  # pyright: ignore[reportOverlappingOverload]
+    signal: Sequence[Signal],
+    *,
+    sender: object = ...,
+    weak: bool = ...,
+    dispatch_uid: object = ...,
+    priority: int = ...,
+) -> _Decorator: ...
 
 
 @overload

@@ -41,7 +41,10 @@ __all__ = ["OPTIONAL", "Connector", "Strictness", "TypedSignal", "payload_of", "
 
 _S = TypeVar("_S")
 _P = ParamSpec("_P")
+_Q = ParamSpec("_Q")
 _R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
+_S_contra = TypeVar("_S_contra", contravariant=True)
 
 Strictness: TypeAlias = bool | Literal["types"]
 
@@ -222,27 +225,29 @@ class TypedSignal(Signal, Generic[_S, _P]):
             self, sender: _S | None, /
         ) -> Connector[_S, _P]: ...
 
+        # The receiver comes back with its own type (Callable[_Q, _R]: its own parameters
+        # and return); _TakesPayload* is what checks it against the payload.
         @overload  # type: ignore[override]
         def connect(
             self,
-            receiver: Callable[Concatenate[_S, _P], _R],
+            receiver: _TakesPayload[_Q, _R, _S, _P],
             sender: _S | None = None,
             weak: bool = True,
             dispatch_uid: object = None,
             *,
             priority: int = 0,
-        ) -> Callable[Concatenate[_S, _P], _R]: ...
+        ) -> Callable[_Q, _R]: ...
 
         @overload
         def connect(
             self,
-            receiver: Callable[_P, _R],
+            receiver: _TakesPayloadByKeyword[_Q, _R, _P],
             sender: _S | None = None,
             weak: bool = True,
             dispatch_uid: object = None,
             *,
             priority: int = 0,
-        ) -> Callable[_P, _R]: ...
+        ) -> Callable[_Q, _R]: ...
 
         def connect(  # pyright: ignore[reportIncompatibleMethodOverride]
             self,
@@ -255,20 +260,59 @@ class TypedSignal(Signal, Generic[_S, _P]):
         ) -> Callable[..., Any]: ...
 
 
+# mypy reads ``if not MYPY:`` as false (it treats the name like TYPE_CHECKING); pyright,
+# which has no such rule, reads both branches, and Python runs it. It hides from mypy the
+# one check mypy cannot express (see the module's docstring, "What is checked").
+MYPY = False
+
+
+# A receiver's type, seen through the overloads of one callable: itself (which gives _Q and
+# _R, the receiver's own parameters and return), *and* a function of the payload, *and*
+# (pyright) a function that takes any keyword. A function is assignable to an overloaded
+# callable only if it is assignable to each overload: these protocols are intersections.
+class _TakesPayload(Protocol[_Q, _R_co, _S, _P]):  # type: ignore[misc]  # pyright: ignore[reportInvalidTypeVarUse]
+    """A receiver that takes the sender first, then the payload."""
+
+    @overload
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R_co: ...
+
+    @overload
+    def __call__(self, sender: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> object: ...
+
+    if not MYPY:
+
+        @overload
+        def __call__(self, *args: Any, any_keyword_at_all: Any, **kwargs: Any) -> object: ...
+
+
+class _TakesPayloadByKeyword(Protocol[_Q, _R_co, _P]):  # pyright: ignore[reportInvalidTypeVarUse]
+    """A receiver that takes only the payload (the sender goes to its ``**kwargs``)."""
+
+    @overload
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R_co: ...
+
+    @overload
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> object: ...
+
+    if not MYPY:
+
+        @overload
+        def __call__(self, *args: Any, any_keyword_at_all: Any, **kwargs: Any) -> object: ...
+
+
 class Connector(Protocol[_S, _P]):  # pyright: ignore[reportInvalidTypeVarUse]
-    """What ``receiver(typed_signal)`` returns: a decorator that checks the receiver.
+    """What ``receiver(typed_signal)`` returns: a decorator that checks the receiver and
+    returns it with its own static type (``Callable`` of its own parameters and return).
 
     A receiver takes the sender first (``def r(sender, toppings, **kwargs)``) or only
     keywords (``def r(toppings, **kwargs)``); either way it must accept the payload.
     """
 
     @overload
-    def __call__(
-        self, function: Callable[Concatenate[_S, _P], _R], /
-    ) -> Callable[Concatenate[_S, _P], _R]: ...
+    def __call__(self, function: _TakesPayload[_Q, _R, _S, _P], /) -> Callable[_Q, _R]: ...
 
     @overload
-    def __call__(self, function: Callable[_P, _R], /) -> Callable[_P, _R]: ...
+    def __call__(self, function: _TakesPayloadByKeyword[_Q, _R, _P], /) -> Callable[_Q, _R]: ...
 
 
 @overload

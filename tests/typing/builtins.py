@@ -29,7 +29,7 @@ def audit(sender: type[Article], instance: Article, created: bool, using: str, *
 def by_name(instance: Any, created: bool, **kwargs: Any) -> None: ...
 
 
-@receiver(post_save)  # E: mypy[arg-type] pyright[reportCallIssue]
+@receiver(post_save)  # E: mypy[call-overload] pyright[reportCallIssue]
 def wrong(sender: Any, created: str, **kwargs: Any) -> None: ...
 
 
