@@ -785,7 +785,7 @@ def test_receiver_checks_every_signal_before_connecting_any():
 
     with pytest.raises(TypeError, match="Signal"):
 
-        @receiver([signal, "post_save"])  # type: ignore[arg-type]
+        @receiver([signal, "post_save"])  # type: ignore[list-item]
         def on_event(**kwargs):
             pass
 

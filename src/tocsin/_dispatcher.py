@@ -62,11 +62,14 @@ _CACHE_SIZE = 4096
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _S = TypeVar("_S")
-# Bound, so that a list whose decorators have no common type (mypy joins them to object)
-# falls through to the unchecked overload instead of failing.
-_D = TypeVar("_D", bound=Callable[..., Any])
+_D = TypeVar("_D")
 _S_contra = TypeVar("_S_contra", contravariant=True)
 _D_co = TypeVar("_D_co", covariant=True)
+
+# mypy reads ``if not MYPY:`` as false (it gives MYPY the meaning of TYPE_CHECKING);
+# pyright has no such rule and reads it; Python runs it. It keeps from mypy what only
+# pyright can check (see tocsin._typed).
+MYPY = False
 
 
 class _Decorator(Protocol):
@@ -815,7 +818,7 @@ class Signal:
 
 @overload
 def receiver(
-    signal: Sequence[_Receivable[_S, _D]],
+    signal: _Receivable[_S, _D],
     *,
     sender: _S = ...,
     weak: bool = ...,
@@ -824,8 +827,24 @@ def receiver(
 ) -> _D: ...
 
 
-# The fallback for lists the overload above cannot type: mypy joins the decorators of
-# signals with different payloads to object; such a list is connected unchecked.
+# A list or tuple of signals: pyright checks the receiver against each signal's decorator
+# (it types [a, b] as list[A | B], and a call of a union as a call of each member). mypy
+# joins the elements to object when their payloads differ, and is then ambiguous between
+# this overload and the next whenever a payload holds Any: it reads only the next one, and
+# a list goes unchecked (see tocsin._typed, MYPY).
+if not MYPY:
+
+    @overload
+    def receiver(
+        signal: Sequence[_Receivable[_S, _D]],
+        *,
+        sender: _S = ...,
+        weak: bool = ...,
+        dispatch_uid: object = ...,
+        priority: int = ...,
+    ) -> _D: ...
+
+
 @overload
 def receiver(  # pyright: ignore[reportOverlappingOverload]
     signal: Sequence[Signal],
@@ -835,17 +854,6 @@ def receiver(  # pyright: ignore[reportOverlappingOverload]
     dispatch_uid: object = ...,
     priority: int = ...,
 ) -> _Decorator: ...
-
-
-@overload
-def receiver(
-    signal: _Receivable[_S, _D],
-    *,
-    sender: _S = ...,
-    weak: bool = ...,
-    dispatch_uid: object = ...,
-    priority: int = ...,
-) -> _D: ...
 
 
 def receiver(signal: Any, **kwargs: Any) -> Any:

@@ -35,7 +35,7 @@ from typing import (
 )
 
 from tocsin import _registry
-from tocsin._dispatcher import Responses, Signal
+from tocsin._dispatcher import MYPY, Responses, Signal
 
 __all__ = ["OPTIONAL", "Connector", "Strictness", "TypedSignal", "payload_of", "signal"]
 
@@ -226,11 +226,11 @@ class TypedSignal(Signal, Generic[_S, _P]):
         ) -> Connector[_S, _P]: ...
 
         # The receiver comes back with its own type (Callable[_Q, _R]: its own parameters
-        # and return); _TakesPayload* is what checks it against the payload.
+        # and return); TakesPayload* is what checks it against the payload.
         @overload  # type: ignore[override]
         def connect(
             self,
-            receiver: _TakesPayload[_Q, _R, _S, _P],
+            receiver: TakesPayloadByKeyword[_Q, _R, _P],
             sender: _S | None = None,
             weak: bool = True,
             dispatch_uid: object = None,
@@ -241,7 +241,7 @@ class TypedSignal(Signal, Generic[_S, _P]):
         @overload
         def connect(
             self,
-            receiver: _TakesPayloadByKeyword[_Q, _R, _P],
+            receiver: TakesPayload[_Q, _R, _S, _P],
             sender: _S | None = None,
             weak: bool = True,
             dispatch_uid: object = None,
@@ -260,18 +260,14 @@ class TypedSignal(Signal, Generic[_S, _P]):
         ) -> Callable[..., Any]: ...
 
 
-# mypy reads ``if not MYPY:`` as false (it treats the name like TYPE_CHECKING); pyright,
-# which has no such rule, reads both branches, and Python runs it. It hides from mypy the
-# one check mypy cannot express (see the module's docstring, "What is checked").
-MYPY = False
-
-
-# A receiver's type, seen through the overloads of one callable: itself (which gives _Q and
-# _R, the receiver's own parameters and return), *and* a function of the payload, *and*
-# (pyright) a function that takes any keyword. A function is assignable to an overloaded
-# callable only if it is assignable to each overload: these protocols are intersections.
-class _TakesPayload(Protocol[_Q, _R_co, _S, _P]):  # type: ignore[misc]  # pyright: ignore[reportInvalidTypeVarUse]
-    """A receiver that takes the sender first, then the payload."""
+# A receiver, seen through the overloads of one callable protocol: itself (which solves _Q
+# and _R, the receiver's own parameters and return), *and* a function of the payload, *and*
+# (pyright only) a function that takes any keyword. Both checkers let a function stand for
+# an overloaded callable only if it can stand for each overload: these are intersections.
+# The sender is invariant: contravariant, as mypy suggests, pyright judges the overloads
+# of Connector.__call__ and TypedSignal.connect overlapping, and picks the first always.
+class TakesPayload(Protocol[_Q, _R_co, _S, _P]):  # type: ignore[misc]  # pyright: ignore[reportInvalidTypeVarUse]
+    """A receiver of the payload that takes the sender first."""
 
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R_co: ...
@@ -282,11 +278,13 @@ class _TakesPayload(Protocol[_Q, _R_co, _S, _P]):  # type: ignore[misc]  # pyrig
     if not MYPY:
 
         @overload
-        def __call__(self, *args: Any, any_keyword_at_all: Any, **kwargs: Any) -> object: ...
+        def __call__(
+            self, *args: Any, receivers_must_take_kwargs: Any, **kwargs: Any
+        ) -> object: ...
 
 
-class _TakesPayloadByKeyword(Protocol[_Q, _R_co, _P]):  # pyright: ignore[reportInvalidTypeVarUse]
-    """A receiver that takes only the payload (the sender goes to its ``**kwargs``)."""
+class TakesPayloadByKeyword(Protocol[_Q, _R_co, _P]):  # pyright: ignore[reportInvalidTypeVarUse]
+    """A receiver of the payload that takes keywords only (the sender in ``**kwargs``)."""
 
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R_co: ...
@@ -297,7 +295,9 @@ class _TakesPayloadByKeyword(Protocol[_Q, _R_co, _P]):  # pyright: ignore[report
     if not MYPY:
 
         @overload
-        def __call__(self, *args: Any, any_keyword_at_all: Any, **kwargs: Any) -> object: ...
+        def __call__(
+            self, *args: Any, receivers_must_take_kwargs: Any, **kwargs: Any
+        ) -> object: ...
 
 
 class Connector(Protocol[_S, _P]):  # pyright: ignore[reportInvalidTypeVarUse]
@@ -309,10 +309,10 @@ class Connector(Protocol[_S, _P]):  # pyright: ignore[reportInvalidTypeVarUse]
     """
 
     @overload
-    def __call__(self, function: _TakesPayload[_Q, _R, _S, _P], /) -> Callable[_Q, _R]: ...
+    def __call__(self, function: TakesPayloadByKeyword[_Q, _R, _P], /) -> Callable[_Q, _R]: ...
 
     @overload
-    def __call__(self, function: _TakesPayloadByKeyword[_Q, _R, _P], /) -> Callable[_Q, _R]: ...
+    def __call__(self, function: TakesPayload[_Q, _R, _S, _P], /) -> Callable[_Q, _R]: ...
 
 
 @overload
