@@ -12,6 +12,48 @@ becomes a ``ParamSpec``, so that type checkers see ``send(sender, **payload)`` a
 receivers' signatures. At run time a typed signal is a plain ``Signal``: same methods,
 same send path; ``strict=True`` (names) or ``strict="types"`` (names, and ``isinstance``
 checks of simple annotations) derive their checks from the same declaration.
+
+How a receiver is checked, and why this way (issue 16)
+------------------------------------------------------
+
+``@receiver(sig)`` and ``sig.connect(f)`` return *f* itself at run time, so statically
+they return *f*'s own type too: ``Callable[_Q, _R]``, its own parameters (names, kinds,
+defaults) and return. A test may call a decorated receiver directly, with its own
+keywords, and stacked decorators each check the same function. The check is made
+through the parameter's type, an overloaded callable protocol (``TakesPayload``): the
+first overload is ``(*_Q.args, **_Q.kwargs) -> _R``, which solves _Q and _R from *f*;
+the second is the payload, ``(sender: _S, /, **payload)``. Both checkers accept a
+function for an overloaded callable only if it fits every overload, so this is an
+intersection: "*f*, and a receiver of this payload". ``TakesPayloadByKeyword`` is the
+same for receivers that take the payload's keywords only.
+
+Tried, and why not: returning the input TypeVar ``_F`` bound to a callable built from the
+signal's ParamSpec (pyright rejects a bound holding type variables; mypy accepts it but
+does not bind them to the signal's, and rejects every receiver); a second parameter with
+a default (a decorator is called with one argument, so it checks nothing); returning
+``Callable[Concatenate[_S, _P], _R]`` (the old design: the payload's type replaced the
+function's, so stacked decorators and direct calls failed).
+
+What is checked, by whom:
+
+- Both checkers: the sender's type, and that the receiver takes every keyword of the
+  payload with a type wide enough, at ``connect``, ``@receiver`` and every ``send*``.
+- A list or tuple of signals: pyright checks the receiver against each (it types
+  ``[a, b]`` as ``list[A | B]``, and calling a union calls each member). mypy joins
+  signals with different payloads to ``object``, and would then be ambiguous between
+  the checked and unchecked overloads whenever a payload holds ``Any`` (the built-in
+  ones do): for mypy a list is connected unchecked. A list held in a variable whose
+  signals differ is ``list[object]`` to mypy: annotate it ``list[Signal]``.
+- ``**kwargs``: pyright checks that a receiver takes it, with a third overload
+  ``(*args: Any, receivers_must_take_kwargs: Any, **kwargs: Any)`` (an arbitrary keyword:
+  the typing spec reads ``*args: Any, **kwargs: Any`` as ``...``, the rest as written).
+  mypy reads that overload as "takes any positional argument too", which no receiver
+  does, and a ParamSpec cannot be extended by a keyword (``Concatenate`` adds positional
+  parameters only), so mypy cannot express it: ``connect`` raises at run time. Both of
+  these pyright-only checks sit under ``if not MYPY:``, which mypy reads as false.
+- Not checked: a receiver whose sender is keyword-only (``def r(*, sender, ...)``) is
+  rejected though it works (a ParamSpec has no keyword-only prefix); a callable object
+  comes back typed as a plain ``Callable`` of its ``__call__``.
 """
 
 from __future__ import annotations
@@ -302,7 +344,8 @@ class TakesPayloadByKeyword(Protocol[_Q, _R_co, _P]):  # pyright: ignore[reportI
 
 class Connector(Protocol[_S, _P]):  # pyright: ignore[reportInvalidTypeVarUse]
     """What ``receiver(typed_signal)`` returns: a decorator that checks the receiver and
-    returns it with its own static type (``Callable`` of its own parameters and return).
+    returns it with its own static type (``Callable`` of its own parameters and return;
+    see the module's docstring).
 
     A receiver takes the sender first (``def r(sender, toppings, **kwargs)``) or only
     keywords (``def r(toppings, **kwargs)``); either way it must accept the payload.
