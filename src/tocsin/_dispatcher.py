@@ -857,16 +857,17 @@ def receiver(  # pyright: ignore[reportOverlappingOverload]
 
 
 def receiver(signal: Any, **kwargs: Any) -> Any:
-    """Decorator: connect the decorated function to *signal* (or to each of a list or tuple).
+    """Decorator: connect the decorated function to *signal* (or to each of a sequence).
 
     *kwargs* go to ``connect`` unchanged. Returns the function itself, unwrapped.
     """
-    signals = signal if isinstance(signal, (list, tuple)) else [signal]
+    # Any sequence, as the static types say (a deque, a list held in a variable...); a
+    # string is a sequence too, but never one of signals.
+    is_many = isinstance(signal, Sequence) and not isinstance(signal, (str, bytes))
+    signals = list(signal) if is_many else [signal]
     for each in signals:
         if not callable(getattr(each, "connect", None)):
-            raise TypeError(
-                f"receiver() takes a Signal or a list or tuple of Signals, not {each!r}"
-            )
+            raise TypeError(f"receiver() takes a Signal or a sequence of Signals, not {each!r}")
 
     def connect(function: _F) -> _F:
         for each in signals:
