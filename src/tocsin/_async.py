@@ -131,7 +131,7 @@ class _Trio(EventLoop):
             # trio runs the thread in a copy of this task's context; context.run enters
             # the send's own copy inside it, so the changes land where the send reads them.
             # The thread is not abandoned on cancellation: trio waits for it.
-            return await trio.to_thread.run_sync(context.run, function)
+            return await trio.to_thread.run_sync(context.run, _off_the_loop, function)
         finally:
             # As on asyncio: a cancellation that arrived meanwhile propagates now, before
             # any async receiver starts (and over a failure of the sync group).
@@ -165,6 +165,24 @@ class _Trio(EventLoop):
                 raise
             raise failures from None
         return results
+
+
+def _off_the_loop(function: Callable[[], T]) -> T:
+    """Call *function* with sniffio's "current async library" unset, then restore it.
+
+    anyio.run() records its backend in that ContextVar, and the send's context carries
+    it into the worker thread, where no loop runs; trio clears it in the contexts of its
+    own threads, for the same reason: otherwise a ``send()`` there, running async
+    receivers on a private asyncio loop, would have anyio take that loop for trio.
+    """
+    sniffio = sys.modules.get("sniffio")
+    if sniffio is None:
+        return function()
+    token = sniffio.current_async_library_cvar.set(None)
+    try:
+        return function()
+    finally:
+        sniffio.current_async_library_cvar.reset(token)
 
 
 def _first_leaf(group: BaseException) -> BaseException:
