@@ -26,7 +26,7 @@ import contextvars
 import sys
 import types
 from collections.abc import Callable, Coroutine, Generator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -74,11 +74,12 @@ class _Asyncio(EventLoop):
         try:
             # The shield keeps a cancellation from detaching the future from the thread,
             # which goes on running either way: the send must wait for it.
-            return await asyncio.shield(future)  # type: ignore[return-value]
+            result = await asyncio.shield(future)
         except asyncio.CancelledError:
             abandoned = True
             await _wait_for_thread(future)
             raise
+        return cast(T, result)  # not None: the job was not abandoned
 
     async def run_concurrently(
         self, coroutines: Sequence[Coroutine[Any, Any, T]], context: contextvars.Context
@@ -127,11 +128,14 @@ class _Trio(EventLoop):
     async def run_in_thread(self, function: Callable[[], T], context: contextvars.Context) -> T:
         import trio
 
+        def in_context() -> T:
+            # trio runs the thread in a copy of this task's context; this enters the
+            # send's own copy inside it, so the changes land where the send reads them.
+            return context.run(_off_the_loop, function)
+
         try:
-            # trio runs the thread in a copy of this task's context; context.run enters
-            # the send's own copy inside it, so the changes land where the send reads them.
             # The thread is not abandoned on cancellation: trio waits for it.
-            return await trio.to_thread.run_sync(context.run, _off_the_loop, function)
+            return await trio.to_thread.run_sync(in_context)
         finally:
             # As on asyncio: a cancellation that arrived meanwhile propagates now, before
             # any async receiver starts (and over a failure of the sync group).
