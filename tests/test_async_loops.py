@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 import pytest
+import sniffio
 import trio
 
 from tocsin import Signal
@@ -516,6 +517,46 @@ def test_plain_trio_sync_receivers_run_in_trio_worker_threads() -> None:
 
     before, then = trio.run(main)
     assert then >= before
+
+
+def test_trio_guest_mode_on_asyncio_each_side_sends_on_its_own_loop() -> None:
+    """trio's guest mode runs trio inside an asyncio loop, in one thread: a send from a
+    trio task goes through trio, one from an asyncio task through asyncio."""
+    signal = Signal()
+    asyncio_done = False
+
+    async def which_loop(**kwargs: Any) -> str:
+        return sniffio.current_async_library()
+
+    def sync_receiver(**kwargs: Any) -> str:
+        return "sync"
+
+    signal.connect(which_loop)
+    signal.connect(sync_receiver)
+
+    async def trio_main() -> Any:
+        responses = await signal.asend(None)
+        while not asyncio_done:  # keep the guest run alive until asyncio has sent
+            await trio.sleep(0.001)
+        return responses
+
+    async def asyncio_main() -> tuple[Any, Any]:
+        nonlocal asyncio_done
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[Any] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            trio_main,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=finished.set_result,
+        )
+        await asyncio.sleep(0)
+        from_asyncio = await signal.asend(None)
+        asyncio_done = True
+        return from_asyncio, (await finished).unwrap()
+
+    from_asyncio, from_trio = asyncio.run(asyncio_main())
+    assert [response for _, response in from_asyncio] == ["sync", "asyncio"]
+    assert [response for _, response in from_trio] == ["sync", "trio"]
 
 
 # -- asyncio, without anyio --------------------------------------------------------------------

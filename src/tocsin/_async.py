@@ -233,16 +233,22 @@ TRIO = _Trio()
 def current_event_loop() -> EventLoop:
     """The bridge for the event loop running the current coroutine.
 
-    asyncio (plain or under anyio's asyncio backend) is checked first, with the cheapest
-    test; trio (plain or under anyio's trio backend) only if trio has been imported.
-    A task of trio's guest mode runs inside an asyncio loop but in no asyncio task.
+    asyncio (plain or under anyio's asyncio backend) unless trio is running this thread
+    (plain or under anyio's trio backend). The test is ordered to be cheapest for
+    asyncio: one dictionary lookup while trio has not been imported at all, and then
+    asyncio's current task (in trio's guest mode an asyncio loop hosts the trio run,
+    and trio's tasks run in no asyncio task). Where no loop runs and trio has not been
+    imported, asyncio's own "no running event loop" is what the send raises.
     """
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return ASYNCIO
     try:
         if asyncio.current_task() is not None:
             return ASYNCIO
     except RuntimeError:  # no asyncio loop in this thread
         pass
-    if _in_trio():
+    if _trio_runs(trio):
         return TRIO
     if asyncio._get_running_loop() is not None:
         return ASYNCIO
@@ -254,15 +260,21 @@ def current_event_loop() -> EventLoop:
     )
 
 
-def _in_trio() -> bool:
-    trio = sys.modules.get("trio")
-    if trio is None:
-        return False
+def _trio_runs(trio: Any) -> bool:
+    """Whether this thread is running trio (not one of trio's worker threads)."""
+    in_trio_run = getattr(trio.lowlevel, "in_trio_run", None)  # trio 0.26 and later
+    if in_trio_run is not None:
+        return bool(in_trio_run())
     try:
         trio.lowlevel.current_trio_token()
     except RuntimeError:
         return False
     return True
+
+
+def _in_trio() -> bool:
+    trio = sys.modules.get("trio")
+    return trio is not None and _trio_runs(trio)
 
 
 async def run_in_worker_thread(
