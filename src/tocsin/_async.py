@@ -291,16 +291,17 @@ async def run_in_worker_thread(
     return await (loop or current_event_loop()).run_in_thread(function, context)
 
 
-async def run_concurrently(
+def run_concurrently(
     coroutines: Sequence[Coroutine[Any, Any, T]],
     context: contextvars.Context,
     loop: EventLoop | None = None,
-) -> list[T | None]:
-    """Run *coroutines* concurrently, sharing *context*; results in order.
+) -> Coroutine[Any, Any, list[T | None]]:
+    """Run *coroutines* concurrently, sharing *context*; await it for the results, in order.
 
-    One failure is re-raised unwrapped; several raise an ExceptionGroup.
+    One failure is re-raised unwrapped; several raise an ExceptionGroup. (A plain
+    function returning the loop's coroutine: one coroutine less on the asend path.)
     """
-    return await (loop or current_event_loop()).run_concurrently(coroutines, context)
+    return (loop or current_event_loop()).run_concurrently(coroutines, context)
 
 
 def run_blocking(
