@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
+import threading
 import types
 from collections.abc import Callable, Coroutine, Generator, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -64,22 +65,16 @@ class _Asyncio(EventLoop):
     name = "asyncio"
 
     async def run_in_thread(self, function: Callable[[], T], context: contextvars.Context) -> T:
-        abandoned = False
-
-        def job() -> T | None:
-            # Cancelled before a worker thread picked it up: it never starts.
-            return None if abandoned else context.run(function)
-
-        future = asyncio.get_running_loop().run_in_executor(None, job)
+        loop = asyncio.get_running_loop()
+        job = _ThreadJob(function, context)
         try:
-            # The shield keeps a cancellation from detaching the future from the thread,
-            # which goes on running either way: the send must wait for it.
-            result = await asyncio.shield(future)
+            return await loop.run_in_executor(None, job.run)
         except asyncio.CancelledError:
-            abandoned = True
-            await _wait_for_thread(future)
+            # The future is cancelled, the thread (if it started) runs on: wait for it.
+            finished = job.abandon(loop)
+            if finished is not None:
+                await _wait_for_thread(finished)
             raise
-        return cast(T, result)  # not None: the job was not abandoned
 
     async def run_concurrently(
         self, coroutines: Sequence[Coroutine[Any, Any, T]], context: contextvars.Context
@@ -102,8 +97,56 @@ class _Asyncio(EventLoop):
         return results
 
 
-async def _wait_for_thread(future: asyncio.Future[Any]) -> None:
-    """Wait until the worker thread behind *future* is done, through any cancellation."""
+class _ThreadJob:
+    """The sync group as run by asyncio's executor, which can be abandoned but not stopped.
+
+    Awaiting ``run_in_executor`` directly costs nothing extra; on cancellation, the
+    future is cancelled (and, if no thread has picked the job up yet, so is the job),
+    while a job already running goes on. ``abandon`` tells the two apart.
+    """
+
+    __slots__ = ("abandoned", "context", "finished", "function", "lock", "running")
+
+    def __init__(self, function: Callable[[], Any], context: contextvars.Context) -> None:
+        self.function = function
+        self.context = context
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.running = False
+        self.finished: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+    def run(self) -> Any:
+        with self.lock:
+            if self.abandoned:
+                return None
+            self.running = True
+        try:
+            return self.context.run(self.function)
+        finally:
+            with self.lock:
+                self.running = False
+                if self.finished is not None:
+                    loop, future = self.finished
+                    loop.call_soon_threadsafe(_set_done, future)
+
+    def abandon(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | None:
+        """Stop the job from starting; the future to await if it is running, else None."""
+        with self.lock:
+            self.abandoned = True
+            if not self.running:
+                return None
+            future = loop.create_future()
+            self.finished = (loop, future)
+            return future
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _wait_for_thread(future: asyncio.Future[None]) -> None:
+    """Wait for *future*, set when the worker thread is done, through any cancellation."""
     anyio = sys.modules.get("anyio")
     if anyio is not None:
         # anyio re-delivers a scope's cancellation on every loop iteration until the task
@@ -114,10 +157,10 @@ async def _wait_for_thread(future: asyncio.Future[Any]) -> None:
         await _wait_through_cancellation(future)
 
 
-async def _wait_through_cancellation(future: asyncio.Future[Any]) -> None:
+async def _wait_through_cancellation(future: asyncio.Future[None]) -> None:
     while not future.done():
         try:
-            await asyncio.wait((future,))
+            await asyncio.shield(future)
         except asyncio.CancelledError:
             continue
 
