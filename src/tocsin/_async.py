@@ -329,9 +329,11 @@ async def run_in_worker_thread(
     threads, unless a framework's thread rule applies first. *loop* is the send's
     ``current_event_loop()``, when it has already been looked up.
     """
-    # A framework's thread rule goes here, ahead of the loop's default (the Django
-    # integration: asgiref's thread-sensitive executor, asyncio only).
-    return await (loop or current_event_loop()).run_in_thread(function, context)
+    loop = loop or current_event_loop()
+    # A framework's thread rule goes here, ahead of the loop's default: the Django
+    # integration's (asgiref's thread-sensitive executor) when loop is ASYNCIO, as
+    # asgiref runs on asyncio only.
+    return await loop.run_in_thread(function, context)
 
 
 def run_concurrently(
