@@ -941,18 +941,24 @@ async def _dispatch_async(
     robust: bool,
     observer: Observer | None = None,
 ) -> Responses:
-    """Django 6.1's asend: the sync group in a worker thread first, then the async ones."""
+    """Django 6.1's asend: the sync group in a worker thread first, then the async ones,
+    on whichever event loop runs the caller (asyncio or trio, directly or through anyio)."""
     async_receivers = _live(async_)
+    if not (sync or async_receivers):
+        return []
+    loop = _async.current_event_loop()
     context = contextvars.copy_context()
     try:
         responses: Responses = []
         if sync:
             call = _call_robust if robust else _call
             responses = await _async.run_in_worker_thread(
-                functools.partial(call, sync, kwargs, observer), context
+                functools.partial(call, sync, kwargs, observer), context, loop
             )
         if async_receivers:
-            responses += await _call_async(async_receivers, kwargs, context, robust, observer)
+            responses += await _call_async(
+                async_receivers, kwargs, context, robust, observer, loop
+            )
         return responses
     finally:
         _async.restore_context(context)
@@ -964,6 +970,7 @@ async def _call_async(
     context: contextvars.Context,
     robust: bool,
     observer: Observer | None = None,
+    loop: _async.EventLoop | None = None,
 ) -> Responses:
     if robust:
         calls = [_guarded(receiver, kwargs, observer) for receiver in receivers]
@@ -978,7 +985,7 @@ async def _call_async(
             for call in calls:
                 call.close()
             raise
-    results = await _async.run_concurrently(calls, context)
+    results = await _async.run_concurrently(calls, context, loop)
     return list(zip(receivers, results, strict=True))
 
 
