@@ -58,7 +58,6 @@ What is checked, by whom:
 
 from __future__ import annotations
 
-import functools
 import inspect
 import types
 import typing
@@ -209,15 +208,10 @@ class TypedSignal(Signal, Generic[_S, _P]):
 
     # -- strict checking (called only when strict; never on the plain send path) --------
 
-    def _checking(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def checked(sender: Any, **named: Any) -> Any:
-            self._check_arguments(method.__name__, named)
-            if self._types:
-                self._check_sender(method.__name__, sender)
-            return method(sender, **named)
-
-        return checked
+    def _check_send(self, method: str, sender: Any, named: dict[str, Any]) -> None:
+        self._check_arguments(method, named)
+        if self._types:
+            self._check_sender(method, sender)
 
     def _check_arguments(self, method: str, named: dict[str, Any]) -> None:
         missing = sorted(self.required - named.keys())
@@ -383,7 +377,15 @@ def signal(
 ) -> Any:
     """Decorator: declare a typed signal from a stub function (``@signal`` or
     ``@signal(strict=True)``). The stub's first parameter is the sender, the others
-    (keyword-only) the payload; its name and docstring become the signal's."""
+    (keyword-only) the payload; its name and docstring become the signal's. Returns
+    the ``TypedSignal``.
+
+    Not to be confused with the module ``tocsin.signals``, which holds Django's built-in
+    signals. Both names are kept on purpose: ``signals`` is where Django (and every
+    Django app: ``myapp/signals.py``, found by ``autodiscover``) keeps its signals, and
+    ``signal`` is the decorator's natural name, beside ``receiver``. One declares a
+    signal; the other is a place where signals are declared.
+    """
 
     def declare(stub: Callable[..., object]) -> TypedSignal[Any, ...]:
         return TypedSignal(stub, strict=strict, use_caching=use_caching, name=name, doc=doc)
