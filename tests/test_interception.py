@@ -241,3 +241,24 @@ def test_concurrent_mutes_leave_the_fast_path_in_place_at_the_end() -> None:
     assert failures == []
     assert signal._intercept is None
     assert [response for _, response in signal.send("shop")] == ["handled"]
+
+
+def test_a_captured_signal_has_listeners_so_that_skipped_sends_are_still_made() -> None:
+    signal = Signal()
+    assert not signal.has_listeners()
+
+    with capture(signal):
+        assert signal.has_listeners()
+        assert signal.has_listeners("any sender")
+
+    assert not signal.has_listeners()
+
+
+def test_a_global_hook_does_not_count_as_a_listener() -> None:
+    signal = Signal()
+    hook = Hook()
+    add_hook(hook)
+    try:
+        assert not signal.has_listeners()
+    finally:
+        remove_hook(hook)

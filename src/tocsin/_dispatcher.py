@@ -391,8 +391,13 @@ class Signal:
         """Whether ``send(sender)`` would call any receiver right now.
 
         As in Django, ``has_listeners()`` with no sender asks about receivers connected
-        for *any* sender, not about receivers connected at all.
+        for *any* sender, not about receivers connected at all. A hook attached to this
+        signal (``tocsin.testing.capture(signal)``) counts as a listener: code that skips
+        a send nobody would receive (the integrations, Django's fast deletes) still sends
+        while the signal is captured. Global hooks do not count.
         """
+        if self._hooks:
+            return True
         sync, async_ = self._cache[id(sender)]
         return any(ref() is not None for ref in sync) or any(ref() is not None for ref in async_)
 
