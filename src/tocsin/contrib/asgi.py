@@ -1,4 +1,4 @@
-"""Django's request signals for any ASGI app: ``pip install tocsin[asgi]``.
+"""Django's request signals for any ASGI app: ``pip install 'tocsin[asgi]'`` (Starlette).
 
 Wrap the application, whatever made it (Starlette, FastAPI, Quart, a bare callable)::
 

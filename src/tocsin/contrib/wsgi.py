@@ -1,4 +1,4 @@
-"""Django's request signals for any WSGI app: ``pip install tocsin[wsgi]``.
+"""Django's request signals for any WSGI app (the standard library only: no extra).
 
 Wrap the application::
 
