@@ -86,7 +86,6 @@ class WSGISignalsMiddleware:
                 sender=None, request=self.request_factory(environ), exception=error
             )
 
-
     def _watch(self, environ: Environ, response: Iterable[bytes]) -> Iterable[bytes]:
         """*response*, made to send ``request_finished`` when the server closes it,
         without hiding from the server what it looks for in a response."""
