@@ -86,9 +86,8 @@ class ASGISignalsMiddleware:
         send_error: BaseException | None = None
         # request_finished for a complete response, sent once the app waits or returns.
         deferred: asyncio.Task[None] | None = None
-        # Set while got_request_exception is being sent: request_finished waits for it.
-        reporting = False
-        reported = asyncio.Event()
+        # Done when got_request_exception was sent: a deferred request_finished waits.
+        reported: asyncio.Future[None] | None = None
 
         async def finish() -> None:
             nonlocal finished
@@ -97,8 +96,8 @@ class ASGISignalsMiddleware:
                 await _send_finished(sender)
 
         async def finish_after_any_report() -> None:
-            if reporting:
-                await reported.wait()
+            if reported is not None:
+                await reported
             await finish()
 
         async def receive_watching() -> Message:
@@ -119,6 +118,8 @@ class ASGISignalsMiddleware:
             kind = message["type"]
             if kind == "http.response.start":
                 trailers = bool(message.get("trailers", False))
+            elif not request_finished.has_listeners(sender):
+                return  # nothing to send, nor to order: no task per request for nothing
             elif _is_final(kind, message, trailers) and deferred is None:
                 # Not sent from here: Starlette's ServerErrorMiddleware sends its 500 and
                 # then re-raises, and Django reports the exception before request_finished.
@@ -132,14 +133,13 @@ class ASGISignalsMiddleware:
             await self.app(scope, receive_watching, send_watching)
         except Exception as error:
             if not _caused_by(error, send_error) and got_request_exception.has_listeners(None):
-                reporting = True
+                reported = asyncio.get_running_loop().create_future()
                 try:
                     await got_request_exception.asend_robust(
                         sender=None, request=self.request_factory(scope), exception=error
                     )
                 finally:
-                    reporting = False
-                    reported.set()
+                    reported.set_result(None)
             raise
         finally:
             if deferred is None:
