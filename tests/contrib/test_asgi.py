@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -29,7 +30,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from tests.contrib.servers import TIMEOUT, Recorder, uvicorn_server
+from tests.contrib.servers import TIMEOUT, Recorder, gunicorn_server, uvicorn_server
 from tocsin.contrib._request import RequestView, asgi_request
 from tocsin.contrib.asgi import ASGISignalsMiddleware
 from tocsin.signals import got_request_exception, request_finished, request_started
@@ -594,3 +595,20 @@ def test_request_view_without_starlette(monkeypatch: pytest.MonkeyPatch) -> None
 
 def _io(server: Server) -> tuple[Any, Any]:
     return server.receive, server.send
+
+
+def test_the_order_under_gunicorns_asgi_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "signals.log"
+    log.write_text("")
+    monkeypatch.setenv("TOCSIN_TEST_LOG", str(log))
+    with gunicorn_server(
+        "tests.contrib.asgi_apps:app", tmp_path, "--worker-class", "asgi"
+    ) as base:
+        assert get(base, "/boom").status_code == 500
+        for _ in range(int(TIMEOUT / 0.02)):
+            if "finished" in log.read_text().split():
+                break
+            threading.Event().wait(0.02)
+    assert log.read_text().split() == ["started", "exception", "finished"]
