@@ -12,9 +12,11 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from benchmarks.implementations import Implementation
+if TYPE_CHECKING:
+    # Only named in annotations: formatting a report needs none of the peers installed.
+    from benchmarks.implementations import Implementation
 
 Unit = Literal["ns", "bytes"]
 
