@@ -1,6 +1,7 @@
 """tocsin: Django's signal dispatcher as a library for any Python program."""
 
 from tocsin._commit import after_commit
+from tocsin._dispatcher import COMPILED as compiled
 from tocsin._dispatcher import Connection, Signal, WeakReceiverWarning, receiver
 from tocsin._hooks import Hook, ReceiverCall, SendRecord, add_hook, remove_hook
 from tocsin._lazy import LazySenderWarning
@@ -21,6 +22,7 @@ __all__ = [
     "add_hook",
     "after_commit",
     "autodiscover",
+    "compiled",
     "dotted_path",
     "find_signal",
     "known_signals",

@@ -158,7 +158,7 @@ def remove_hook(hook: Hook) -> None:
 def push_rule(rule: MuteRule, *, globally: bool) -> contextvars.Token[Any] | None:
     """Start muting by *rule*; returns what ``pop_rule`` needs to stop."""
     for signal in rule.signals:
-        signal._intercept(+1)
+        signal._change_interceptions(+1)
     if globally:
         with _lock:
             _global_rules.append(rule)
@@ -179,7 +179,7 @@ def pop_rule(rule: MuteRule, token: contextvars.Token[Any] | None) -> None:
             # elsewhere, say): remove just this rule from the current one.
             _context_rules.set(tuple(r for r in _context_rules.get() if r is not rule))
     for signal in rule.signals:
-        signal._intercept(-1)
+        signal._change_interceptions(-1)
 
 
 def mute_decision(signal: Signal, sender: object) -> object:
