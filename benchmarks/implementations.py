@@ -294,11 +294,11 @@ class PureSignal(tocsin.Signal):
     send_robust = _dispatcher.pure_send_robust
 
 
-class TocsinPure(Tocsin):
+class TocsinPure(Implementation):
     """tocsin on its pure-Python send path (what TOCSIN_NO_EXTENSIONS=1 selects)."""
 
     name = "tocsin-pure"
-    distribution = None
+    has_caching_option = True
 
     def new_signal(self, caching: bool = False) -> tocsin.Signal:
         return PureSignal(use_caching=caching)
