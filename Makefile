@@ -92,8 +92,6 @@ test-asan: $(BIN)/.installed
 		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_speedups.py tests/test_send.py tests/test_weakrefs.py
 
-## make test-valgrind: the same tests under valgrind's memcheck (slow: a few minutes)
+## make test-valgrind: the same tests under valgrind's memcheck (slow: many minutes)
 test-valgrind: $(BIN)/.installed
-	PYTHONMALLOC=malloc valgrind --quiet --error-exitcode=99 --errors-for-leak-kinds=definite \
-		--leak-check=full --show-leak-kinds=definite \
-		$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_speedups.py tests/test_send.py
+	scripts/valgrind-speedups $(BIN)/python tests/test_speedups.py tests/test_send.py
