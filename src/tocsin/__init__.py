@@ -2,7 +2,13 @@
 
 from tocsin._commit import after_commit
 from tocsin._dispatcher import COMPILED as compiled
-from tocsin._dispatcher import Connection, Signal, WeakReceiverWarning, receiver
+from tocsin._dispatcher import (
+    Connection,
+    MethodReceiverWarning,
+    Signal,
+    WeakReceiverWarning,
+    receiver,
+)
 from tocsin._hooks import Hook, ReceiverCall, SendRecord, add_hook, remove_hook
 from tocsin._lazy import LazySenderWarning
 from tocsin._registry import dotted_path, find_signal, known_signals
@@ -14,6 +20,7 @@ __all__ = [
     "Connection",
     "Hook",
     "LazySenderWarning",
+    "MethodReceiverWarning",
     "ReceiverCall",
     "SendRecord",
     "Signal",

@@ -248,7 +248,7 @@ dispatch(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
     }
 
     PyObject *buckets = PyObject_GetAttr(self, str_buckets);
-    if (buckets == NULL || !PyDict_CheckExact(buckets)) {
+    if (buckets == NULL || !PyDict_Check(buckets)) {
         Py_XDECREF(buckets);
         PyErr_Clear();
         return call_pure(pure, self, args, nargs, kwnames);
@@ -259,8 +259,10 @@ dispatch(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
         return PyList_New(0);
     }
 
+    /* A dict whose __missing__ resolves: read without it, and leave a miss to the pure
+     * path, which resolves through it. */
     PyObject *cache = PyObject_GetAttr(self, str_cache);
-    if (cache == NULL || !PyDict_CheckExact(cache)) {
+    if (cache == NULL || !PyDict_Check(cache)) {
         Py_XDECREF(cache);
         PyErr_Clear();
         return call_pure(pure, self, args, nargs, kwnames);
