@@ -2,11 +2,12 @@
  *
  * What is compiled is the hot path only, and only when nothing unusual is going on: a
  * signal that is not intercepted (muted, captured, hooked) or strict, called as
- * send(sender, **named), whose receivers for that sender are already resolved in its
- * cache and are all sync. Everything else (interception, strict checking, async
- * receivers, a cache miss, an odd call such as send(sender=x) or signal= passed as a
- * keyword) is handed unchanged to the pure-Python method in tocsin/_dispatcher.py, so
- * that error texts and behaviour stay those of the pure-Python code by construction.
+ * send(sender, **named), whose receivers for that sender are all sync. Everything else
+ * (interception, strict checking, async receivers, an odd call such as send(sender=x) or
+ * signal= passed as a keyword) is handed unchanged to the pure-Python method in
+ * tocsin/_dispatcher.py, so that error texts and behaviour stay those of the pure-Python
+ * code by construction. A cache miss is resolved by the cache itself (its __missing__),
+ * as the pure path does.
  *
  * The functions become the methods of the Signal class itself (method descriptors made
  * by install()), not a Python wrapper around a C loop: the wrapper's frame costs most of
@@ -274,15 +275,17 @@ dispatch(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
         return NULL;
     }
     PyObject *resolved = PyDict_GetItemWithError(cache, key);
-    Py_DECREF(key);
     /* Held for the whole send: a receiver may invalidate the cache entry meanwhile. */
     Py_XINCREF(resolved);
+    if (resolved == NULL && !PyErr_Occurred()) {
+        /* A miss: resolve as the pure path does, by the cache's own subscript (its
+         * __missing__ resolves and caches), then send from here. */
+        resolved = PyObject_GetItem(cache, key);
+    }
+    Py_DECREF(key);
     Py_DECREF(cache);
     if (resolved == NULL) {
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        return call_pure(pure, self, args, nargs, kwnames); /* a miss: resolve there */
+        return NULL;
     }
     if (resolved == no_receivers) {
         Py_DECREF(resolved);
