@@ -55,6 +55,20 @@ def answering(name):
     return receiver
 
 
+def ordered(name):
+    """A receiver that answers with its keyword arguments in the order it got them."""
+
+    def receiver(sender, **kwargs):
+        return (name, list(kwargs.items()))
+
+    return receiver
+
+
+class OrderedListener(Listener):
+    def on_event(self, sender, **kwargs):
+        return (self.name, list(kwargs.items()))
+
+
 def failing(error):
     def receiver(sender, **kwargs):
         raise error
@@ -292,25 +306,40 @@ def test_sends_of_any_payload_match_the_pure_python_path(payloads_sent, layout, 
     kept = []
     for index, kind in enumerate(layout):
         if kind == "method":
-            listener = Listener(f"m{index}")
+            listener = OrderedListener(f"m{index}")
             kept.append(listener)
             signal.connect(listener.on_event)
         elif kind == "strong":
-            signal.connect(answering(f"s{index}"), weak=False)
+            signal.connect(ordered(f"s{index}"), weak=False)
         elif kind == "fails":
             signal.connect(failing(LookupError(f"f{index}")), weak=False)
         elif kind == "dead":
-            listener = Listener(f"d{index}")
+            listener = OrderedListener(f"d{index}")
             signal.connect(listener.on_event)
             del listener
         else:
-            function = answering(f"f{index}")
+            function = ordered(f"f{index}")
             kept.append(function)
             signal.connect(function)
     store = Store()
     for named in payloads_sent:
         compiled, pure = call_both(signal, method, store, **named)
         assert compiled == pure
+
+
+@METHODS
+@pytest.mark.parametrize("receiver_count", [1, 2, 3])
+@pytest.mark.parametrize("named", [{}, {"size": 1}, {"size": 1, "toppings": ["basil"]}])
+def test_receivers_get_their_keyword_arguments_in_the_pure_paths_order(
+    method, receiver_count, named
+):
+    signal = Signal()
+    for index in range(receiver_count):
+        signal.connect(ordered(f"r{index}"), weak=False)
+
+    compiled, pure = call_both(signal, method, Store(), **named)
+    assert compiled == pure
+    assert compiled[0] == "ok"
 
 
 # -- receivers that change things mid-send -------------------------------------------

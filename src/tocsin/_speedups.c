@@ -39,8 +39,6 @@ static PyObject *str_cache;
 static PyObject *str_signal;
 static PyObject *str_sender;
 static PyObject *str_function;
-/* ("signal", "sender"): the keyword names of a send without named arguments. */
-static PyObject *base_names;
 
 /* Set by install(). */
 static PyObject *no_receivers;     /* _dispatcher.NO_RECEIVERS */
@@ -51,40 +49,49 @@ static PyTypeObject *weak_entry;   /* _refs.WeakEntry, if calling it is weakref'
 static PyTypeObject *weak_method_entry; /* _refs.WeakMethodEntry */
 static Py_ssize_t function_offset; /* where WeakMethodEntry keeps its `function` slot */
 
-/* The keyword names of a send, ("signal", "sender", *named), by the caller's own tuple
- * of keyword names: a call site passes the same tuple (a code constant) every time. A
- * small direct-mapped cache; it holds its keys, so a key's address is never reused. */
+/* The keyword names receivers are called with, by the caller's own tuple of keyword
+ * names (a call site passes the same tuple, a code constant, every time), in the order
+ * the pure-Python methods give the receivers' **kwargs: ("signal", "sender", *named)
+ * when send() calls a single receiver, (*named, "signal", "sender") otherwise. A small
+ * direct-mapped cache per order; it holds its keys, so a key's address is never reused. */
 #define NAMES_CACHE_SIZE 32
-static PyObject *names_keys[NAMES_CACHE_SIZE];
-static PyObject *names_values[NAMES_CACHE_SIZE];
+typedef struct {
+    PyObject *keys[NAMES_CACHE_SIZE];
+    PyObject *values[NAMES_CACHE_SIZE];
+    PyObject *bare; /* the names of a send without named arguments */
+} NamesCache;
+static NamesCache names_first; /* signal and sender first */
+static NamesCache names_last;  /* signal and sender last */
 
 /* Room on the C stack for the arguments of most sends (past it, the heap). */
 #define SMALL_STACK 24
 #define SMALL_PAIRS 32
 
 static PyObject *
-names_for(PyObject *kwnames)
+names_for(NamesCache *cache, PyObject *kwnames)
 {
     if (kwnames == NULL) {
-        return Py_NewRef(base_names);
+        return Py_NewRef(cache->bare);
     }
     size_t slot = ((size_t)(uintptr_t)kwnames >> 4) % NAMES_CACHE_SIZE;
-    if (names_keys[slot] == kwnames) {
-        return Py_NewRef(names_values[slot]);
+    if (cache->keys[slot] == kwnames) {
+        return Py_NewRef(cache->values[slot]);
     }
     Py_ssize_t count = PyTuple_GET_SIZE(kwnames);
     PyObject *names = PyTuple_New(count + 2);
     if (names == NULL) {
         return NULL;
     }
-    PyTuple_SET_ITEM(names, 0, Py_NewRef(str_signal));
-    PyTuple_SET_ITEM(names, 1, Py_NewRef(str_sender));
+    Py_ssize_t offset = cache == &names_first ? 2 : 0;
+    Py_ssize_t own = cache == &names_first ? 0 : count;
+    PyTuple_SET_ITEM(names, own, Py_NewRef(str_signal));
+    PyTuple_SET_ITEM(names, own + 1, Py_NewRef(str_sender));
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyTuple_SET_ITEM(names, i + 2, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+        PyTuple_SET_ITEM(names, i + offset, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
     }
     /* Replacing an entry frees at most tuples of strings: no Python code runs. */
-    Py_XSETREF(names_keys[slot], Py_NewRef(kwnames));
-    Py_XSETREF(names_values[slot], Py_NewRef(names));
+    Py_XSETREF(cache->keys[slot], Py_NewRef(kwnames));
+    Py_XSETREF(cache->values[slot], Py_NewRef(names));
     return names;
 }
 
@@ -260,8 +267,8 @@ dispatch(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
         return PyList_New(0);
     }
 
-    /* A dict whose __missing__ resolves: read without it, and leave a miss to the pure
-     * path, which resolves through it. */
+    /* A dict whose __missing__ resolves: read without it first (a hit is the common
+     * case), then by subscript on a miss, as the pure path does. */
     PyObject *cache = PyObject_GetAttr(self, str_cache);
     if (cache == NULL || !PyDict_Check(cache)) {
         Py_XDECREF(cache);
@@ -302,7 +309,11 @@ dispatch(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
     PyObject *sync = PyTuple_GET_ITEM(resolved, 0);
     Py_ssize_t count = PyTuple_GET_SIZE(sync);
 
-    PyObject *names = names_for(kwnames);
+    /* The pure send() calls a single receiver as receiver(signal=, sender=, **named), and
+     * several (and send_robust() any) as receiver(**named) with signal and sender added
+     * last: the receivers' **kwargs keep that order here too. */
+    int first = !robust && count == 1;
+    PyObject *names = names_for(first ? &names_first : &names_last, kwnames);
     if (names == NULL) {
         Py_DECREF(resolved);
         return NULL;
@@ -329,10 +340,17 @@ dispatch(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
             goto finally;
         }
     }
-    stack[1] = self;
-    stack[2] = sender;
+    PyObject **values = stack + 1;
+    if (first) {
+        values[0] = self;
+        values[1] = sender;
+        values += 2;
+    } else {
+        values[named] = self;
+        values[named + 1] = sender;
+    }
     if (named) {
-        memcpy(stack + 3, args + 1, (size_t)named * sizeof(PyObject *));
+        memcpy(values, args + 1, (size_t)named * sizeof(PyObject *));
     }
 
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -550,8 +568,9 @@ PyInit__speedups(void)
         !(str_sender = intern("sender")) || !(str_function = intern("function"))) {
         return NULL;
     }
-    base_names = PyTuple_Pack(2, str_signal, str_sender);
-    if (base_names == NULL) {
+    names_first.bare = PyTuple_Pack(2, str_signal, str_sender);
+    names_last.bare = Py_XNewRef(names_first.bare);
+    if (names_first.bare == NULL) {
         return NULL;
     }
     return PyModule_Create(&speedups_module);
