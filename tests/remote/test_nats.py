@@ -17,8 +17,7 @@ import pytest
 
 from tests.remote.helpers import free_port
 from tocsin import Signal
-from tocsin.remote import Envelope, PublishError, Worker, publish, remote_receiver
-from tocsin.remote.transport import Delivery
+from tocsin.remote import Delivery, Envelope, PublishError, Worker, publish, remote_receiver
 
 nats = pytest.importorskip("nats")
 

@@ -193,7 +193,7 @@ def test_tocsin_worker_relay_db(redis_url: str, prefix: str, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("at_least", [1, 4])
 def test_slots_are_taken_together_and_first_come_first_served(at_least: int) -> None:
-    from tocsin.remote.worker import _Slots
+    from tocsin.remote._concurrency import Slots as _Slots
 
     async def main() -> None:
         slots = _Slots(8)

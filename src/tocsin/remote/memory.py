@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from tocsin.remote.transport import DeadLetter, Delivery, PublishError, Start, Transport
+from tocsin.remote.broker import DeadLetter, Delivery, PublishError, Start, Transport
 
 __all__ = ["MemoryTransport"]
 

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -65,7 +66,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import nats
@@ -84,7 +85,7 @@ from nats.js.api import (
 )
 from nats.js.kv import KeyValue
 
-from tocsin.remote.transport import (
+from tocsin.remote.broker import (
     DeadLetter,
     Delivery,
     PublishError,
@@ -123,6 +124,20 @@ def _key_token(event_id: str) -> str:
     if _RAW_KEY.fullmatch(event_id):
         return f"r.{event_id}"
     return "b." + base64.urlsafe_b64encode(event_id.encode("utf-8")).decode().rstrip("=")
+
+
+@contextlib.contextmanager
+def _translated(
+    transport: NatsJetStreamTransport, publishing: str | None = None
+) -> Iterator[None]:
+    """Turn nats-py's errors (and the socket's) into ours: :class:`PublishError` when
+    publishing to the stream *publishing*, :class:`TransportError` otherwise."""
+    try:
+        yield
+    except _NATS_ERRORS as error:
+        if publishing is not None:
+            raise transport._publish_error(publishing, error) from error
+        raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
 
 
 async def _quiet_error_cb(error: Exception) -> None:
@@ -399,20 +414,16 @@ class NatsJetStreamTransport(Transport):
     async def apublish(self, stream: str, data: bytes) -> str:
         """:meth:`publish` on the caller's loop; returns the sequence number."""
         data = bytes(data)
-        try:
+        with _translated(self, publishing=stream):
             conn = await self._conn()
             msg_id = hashlib.sha256(data).hexdigest()[:32]
             return await self._publish_on(conn, stream, self.subject(stream), data, msg_id)
-        except _NATS_ERRORS as error:
-            raise self._publish_error(stream, error) from error
 
     # -- groups
 
     async def _call(self, operation: Awaitable[_T]) -> _T:
-        try:
+        with _translated(self):
             return await operation
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
 
     async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
         """Create the stream and the durable consumer *group* unless they exist."""
@@ -496,14 +507,15 @@ class NatsJetStreamTransport(Transport):
         first: the server hands them out before new messages.
         """
         try:
-            return await self._consume(streams, group, consumer, count, timeout)
-        except _NATS_ERRORS as error:
+            with _translated(self):
+                return await self._consume(streams, group, consumer, count, timeout)
+        except TransportError:
             if self._async is not None:
                 # The consumer may be gone (deleted, or the server lost its state): bind
                 # again next time, creating it if needed.
                 self._async.subscriptions.clear()
                 self._async.streams.clear()
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
+            raise
 
     async def _consume(
         self, streams: Sequence[str], group: str, consumer: str, count: int, timeout: float
@@ -595,13 +607,12 @@ class NatsJetStreamTransport(Transport):
 
     async def seen(self, group: str, event_id: str) -> bool:
         """Whether the bucket holds ``<group id>.<event id>``."""
-        try:
-            kv = await self._kv()
-            await kv.get(self._seen_key(group, event_id))
-        except nats.js.errors.NotFoundError:  # KeyNotFound and KeyDeleted included
-            return False
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
+        with _translated(self):
+            try:
+                kv = await self._kv()
+                await kv.get(self._seen_key(group, event_id))
+            except nats.js.errors.NotFoundError:  # KeyNotFound and KeyDeleted included
+                return False
         return True
 
     async def remember(self, group: str, event_id: str, ttl: float) -> bool:
@@ -614,13 +625,12 @@ class NatsJetStreamTransport(Transport):
                 ttl,
                 self.dedupe_ttl,
             )
-        try:
-            kv = await self._kv()
-            await kv.create(self._seen_key(group, event_id), b"1")
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
+        with _translated(self):
+            try:
+                kv = await self._kv()
+                await kv.create(self._seen_key(group, event_id), b"1")
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return False
         return True
 
     # -- dead letters
@@ -651,22 +661,22 @@ class NatsJetStreamTransport(Transport):
         """The letters of the dead-letter stream, oldest first (read by sequence)."""
         name = self.dead_stream_name(stream)
         conn = await self._call(self._conn())
-        try:
-            info = await conn.js.stream_info(name)
-        except nats.js.errors.NotFoundError:
-            return []
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
+        with _translated(self):
+            try:
+                info = await conn.js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                return []
         letters: list[DeadLetter] = []
         sequence, last = info.state.first_seq, info.state.last_seq
         while sequence <= last and len(letters) < count:
-            try:
-                raw = await conn.js.get_msg(name, seq=sequence)
-            except nats.js.errors.NotFoundError:  # deleted: a hole in the sequence
+            with _translated(self):
+                try:
+                    raw = await conn.js.get_msg(name, seq=sequence)
+                except nats.js.errors.NotFoundError:  # deleted: a hole in the sequence
+                    raw = None
+            if raw is None:
                 sequence += 1
                 continue
-            except _NATS_ERRORS as error:
-                raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
             sequence += 1
             letter = self._letter(stream, raw.seq or sequence - 1, raw.data or b"{}")
             if group is None or letter.group == group:
@@ -692,18 +702,16 @@ class NatsJetStreamTransport(Transport):
         conn = await self._call(self._conn())
         removed = 0
         for letter_id in ids:
-            try:
-                removed += bool(
-                    await conn.js.delete_msg(self.dead_stream_name(stream), int(letter_id))
-                )
-            except (nats.js.errors.NotFoundError, ValueError):
-                continue
-            except nats.js.errors.APIError as error:
-                if error.err_code == _MSG_DELETE_FAILED:  # no such message (any more)
+            with _translated(self):
+                try:
+                    removed += bool(
+                        await conn.js.delete_msg(self.dead_stream_name(stream), int(letter_id))
+                    )
+                except (nats.js.errors.NotFoundError, ValueError):
                     continue
-                raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
-            except _NATS_ERRORS as error:
-                raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
+                except nats.js.errors.APIError as error:
+                    if error.err_code != _MSG_DELETE_FAILED:  # not "no such message"
+                        raise
         return removed
 
     async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
@@ -714,12 +722,10 @@ class NatsJetStreamTransport(Transport):
         """
         conn = await self._call(self._conn())
         msg_id = hashlib.sha256(f"replay:{letter.stream}:{letter.id}".encode()).hexdigest()
-        try:
+        with _translated(self, publishing=letter.stream):
             sequence = await self._publish_on(
                 conn, letter.stream, self.subject(letter.stream, letter.group), data, msg_id[:32]
             )
-        except _NATS_ERRORS as error:
-            raise self._publish_error(letter.stream, error) from error
         await self.delete_dead_letters(letter.stream, [letter.id])
         return sequence
 
@@ -748,12 +754,8 @@ class _NatsDelivery(Delivery):
         # Settling twice is harmless: only the first call reaches the server.
         if self._settled:
             return
-        try:
+        with _translated(self.transport), contextlib.suppress(nats.errors.MsgAlreadyAckdError):
             await action()
-        except nats.errors.MsgAlreadyAckdError:
-            pass
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
         self._settled = True
 
     async def ack(self) -> None:
@@ -768,20 +770,16 @@ class _NatsDelivery(Delivery):
         """Write the letter to the dead-letter stream, then TERM the message."""
         if self._settled:
             return
-        try:
+        with _translated(self.transport):
             await self.transport._write_dead_letter(self, reason)
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
         await self._settle(self.message.term)
 
     async def touch(self) -> None:
         """In-progress ack: restarts the ack-wait timer."""
         if self._settled:
             return
-        try:
+        with _translated(self.transport):
             await self.message.in_progress()
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
 
     async def release(self) -> None:
         """NAK without delay: another consumer may take it at once."""

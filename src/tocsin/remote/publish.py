@@ -39,8 +39,10 @@ from typing import Any
 from tocsin._commit import current_scheduler
 from tocsin._dispatcher import Signal
 from tocsin._registry import dotted_path
-from tocsin.remote.envelope import Envelope, new_event
-from tocsin.remote.transport import Transport
+from tocsin.remote._event import new_event
+from tocsin.remote.broker import Broker
+from tocsin.remote.envelope import Envelope
+from tocsin.remote.receivers import signal_path
 
 __all__ = ["PUBLISH_PRIORITY", "Publisher", "publish", "unpublish"]
 
@@ -60,7 +62,7 @@ class Publisher:
     def __init__(
         self,
         signal: Signal,
-        transport: Transport,
+        transport: Broker,
         envelope: Envelope,
         *,
         name: str,
@@ -90,13 +92,13 @@ class Publisher:
         return self.transport.publish(self.stream, data)
 
 
-def _uid(transport: Transport, stream: str) -> tuple[str, int, str]:
+def _uid(transport: Broker, stream: str) -> tuple[str, int, str]:
     return ("tocsin.remote.publish", id(transport), stream)
 
 
 def publish(
     signal: Signal,
-    transport: Transport,
+    transport: Broker,
     envelope: Envelope,
     *,
     sender: object = None,
@@ -112,12 +114,7 @@ def publish(
     Returns the :class:`Publisher` connected. Raises ``ValueError`` for a signal that
     is not a module-level attribute (it has no dotted path to be found by).
     """
-    name = dotted_path(signal)
-    if name is None:
-        raise ValueError(
-            f"{signal!r} cannot be published: it is not a module-level attribute, so no "
-            "other process could find it by its dotted path"
-        )
+    name = signal_path(signal, "published")
     stream = name if stream is None else stream
     publisher = Publisher(
         signal, transport, envelope, name=name, stream=stream, on_commit=on_commit
@@ -134,7 +131,7 @@ def publish(
 
 def unpublish(
     signal: Signal,
-    transport: Transport,
+    transport: Broker,
     *,
     sender: object = None,
     stream: str | None = None,

@@ -49,14 +49,15 @@ import hashlib
 import heapq
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from tocsin.remote.transport import (
+from tocsin.remote._url import DEFAULT_URL
+from tocsin.remote.broker import (
     DeadLetter,
     Delivery,
     PublishError,
@@ -65,11 +66,9 @@ from tocsin.remote.transport import (
     TransportError,
 )
 
-__all__ = ["RedisPubSubTransport", "RedisStreamsTransport"]
+__all__ = ["DEFAULT_URL", "RedisPubSubTransport", "RedisStreamsTransport"]
 
 logger = logging.getLogger("tocsin.remote")
-
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 # Resets a pending message's idle time only if this consumer still holds it, so that a
 # slow consumer's heartbeat never steals back a message another consumer reclaimed.
@@ -104,8 +103,28 @@ _REMEMBER_AND_ACK_SHA = hashlib.sha1(_REMEMBER_AND_ACK.encode()).hexdigest()
 _SETTLE_BATCH = 500
 
 
+class _BusyGroup(Exception):
+    """XGROUP CREATE found the group already there: nothing to do."""
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@contextlib.contextmanager
+def _translated(transport: _RedisBase, publishing: str | None = None) -> Iterator[None]:
+    """Turn redis-py's errors into ours: :class:`PublishError` when publishing to the
+    stream *publishing*, :class:`TransportError` otherwise (the one place that does)."""
+    try:
+        yield
+    except RedisError as error:
+        detail = f"{type(error).__name__}: {error}"
+        if publishing is not None:
+            raise PublishError(
+                f"could not publish to {transport.key(publishing)!r} on {transport!r}: {detail}",
+                stream=publishing,
+            ) from error
+        raise TransportError(f"Redis ({transport!r}): {detail}") from error
 
 
 class _RedisBase(Transport):
@@ -167,6 +186,13 @@ class _RedisBase(Transport):
             client, self._sync = self._sync, None
             client.close()
 
+    async def _script(self, script: str, sha: str, keys: list[Any], args: list[Any]) -> Any:
+        """Run a Lua script by its SHA, loading it on the server the first time."""
+        try:
+            return await self.aclient.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self.aclient.eval(script, len(keys), *keys, *args)
+
     # -- idempotency
 
     def _seen_key(self, group: str, event_id: str) -> str:
@@ -174,29 +200,23 @@ class _RedisBase(Transport):
 
     async def seen(self, group: str, event_id: str) -> bool:
         """Whether the key ``<prefix>seen:<group>:<event id>`` exists."""
-        try:
+        with _translated(self):
             return bool(await self.aclient.exists(self._seen_key(group, event_id)))
-        except RedisError as error:
-            raise TransportError(f"Redis is unreachable: {error}") from error
 
     async def remember(self, group: str, event_id: str, ttl: float) -> bool:
         """SET NX with a TTL; returns False if the key existed."""
-        try:
+        with _translated(self):
             done = await self.aclient.set(
                 self._seen_key(group, event_id), b"1", nx=True, px=max(1, int(ttl * 1000))
             )
-        except RedisError as error:
-            raise TransportError(f"Redis is unreachable: {error}") from error
         return bool(done)
 
     async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
         """One MGET of every key: a key that has a value was recorded."""
         if not keys:
             return []
-        try:
+        with _translated(self):
             values = await self.aclient.mget([self._seen_key(g, e) for g, e in keys])
-        except RedisError as error:
-            raise TransportError(f"Redis is unreachable: {error}") from error
         return [value is not None for value in values]
 
     # -- dead letters
@@ -208,9 +228,10 @@ class _RedisBase(Transport):
         letters: list[DeadLetter] = []
         start = "-"
         while len(letters) < count:
-            batch: list[Any] = (
-                await self.aclient.xrange(self.dead_key(stream), start, "+", count=100) or []
-            )
+            with _translated(self):
+                batch: list[Any] = (
+                    await self.aclient.xrange(self.dead_key(stream), start, "+", count=100) or []
+                )
             for raw_id, fields in batch:
                 letter = self._letter(stream, raw_id, fields)
                 if group is None or letter.group == group:
@@ -237,9 +258,14 @@ class _RedisBase(Transport):
         """XDEL from the dead-letter stream."""
         if not ids:
             return 0
-        return int(await self.aclient.xdel(self.dead_key(stream), *ids))
+        with _translated(self):
+            return int(await self.aclient.xdel(self.dead_key(stream), *ids))
 
     async def _dead_letter(self, delivery: Delivery, reason: str, ack: bool) -> None:
+        with _translated(self):
+            await self._write_dead_letter(delivery, reason, ack)
+
+    async def _write_dead_letter(self, delivery: Delivery, reason: str, ack: bool) -> None:
         async with self.aclient.pipeline(transaction=True) as pipe:
             pipe.xadd(
                 self.dead_key(delivery.stream),
@@ -286,30 +312,18 @@ class RedisStreamsTransport(_RedisBase):
 
     def publish(self, stream: str, data: bytes) -> str:
         """XADD (with the trimming policy); raises PublishError if Redis is unreachable."""
-        try:
+        with _translated(self, publishing=stream):
             message_id = self.client.xadd(
                 self.key(stream), {"data": data}, maxlen=self.maxlen, approximate=True
             )
-        except RedisError as error:
-            raise PublishError(
-                f"could not publish to {self.key(stream)!r} on {self!r}: "
-                f"{type(error).__name__}: {error}",
-                stream=stream,
-            ) from error
         return _text(message_id)
 
     async def apublish(self, stream: str, data: bytes) -> str:
         """XADD from async code; raises PublishError if Redis is unreachable."""
-        try:
+        with _translated(self, publishing=stream):
             message_id = await self.aclient.xadd(
                 self.key(stream), {"data": data}, maxlen=self.maxlen, approximate=True
             )
-        except RedisError as error:
-            raise PublishError(
-                f"could not publish to {self.key(stream)!r} on {self!r}: "
-                f"{type(error).__name__}: {error}",
-                stream=stream,
-            ) from error
         return _text(message_id)
 
     # -- groups
@@ -317,15 +331,15 @@ class RedisStreamsTransport(_RedisBase):
     async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
         """XGROUP CREATE ... MKSTREAM, ignoring BUSYGROUP (it exists already)."""
         self._groups[(stream, group)] = start
-        try:
-            await self.aclient.xgroup_create(
-                self.key(stream), group, id="0" if start == "all" else "$", mkstream=True
-            )
-        except ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
-        except RedisError as error:
-            raise TransportError(f"Redis is unreachable: {error}") from error
+        with _translated(self), contextlib.suppress(_BusyGroup):
+            try:
+                await self.aclient.xgroup_create(
+                    self.key(stream), group, id="0" if start == "all" else "$", mkstream=True
+                )
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+                raise _BusyGroup from None
 
     async def drop_group(self, stream: str, group: str) -> None:
         """XGROUP DESTROY."""
@@ -347,7 +361,7 @@ class RedisStreamsTransport(_RedisBase):
         timeout: float,
     ) -> list[Delivery]:
         """Due retries (XCLAIM), then XREADGROUP ``>`` blocking up to *timeout*."""
-        try:
+        with _translated(self):
             found = await self._due_retries(streams, group, consumer, count)
             if found:
                 return found
@@ -373,9 +387,7 @@ class RedisStreamsTransport(_RedisBase):
                 for stream in streams:
                     await self.ensure_group(stream, group, start=self._start(stream, group))
                 return []
-        except RedisError as error:
-            raise TransportError(f"Redis is unreachable: {error}") from error
-        return await self._deliveries(reply, group, consumer, first=True)
+            return await self._deliveries(reply, group, consumer, first=True)
 
     def _start(self, stream: str, group: str) -> Start:
         return self._groups.get((stream, group), "all")
@@ -420,39 +432,49 @@ class RedisStreamsTransport(_RedisBase):
         """XAUTOCLAIM over each stream; logs pending ids that trimming deleted."""
         found: list[Delivery] = []
         try:
-            for stream in streams:
-                start = "0-0"
-                # Bounded: XAUTOCLAIM scans at most 10 x COUNT entries per call.
-                for _ in range(10):
-                    reply = await self.aclient.xautoclaim(
-                        self.key(stream),
-                        group,
-                        consumer,
-                        int(min_idle * 1000),
-                        start,
-                        count=count - len(found),
-                    )
-                    start = _text(reply[0])
-                    for deleted in reply[2] if len(reply) > 2 else ():
-                        logger.error(
-                            "event %s of stream %r was trimmed before group %r acknowledged "
-                            "it: it is lost (raise maxlen above the consumer lag)",
-                            _text(deleted),
-                            stream,
-                            group,
-                        )
-                    found += await self._entries(stream, reply[1], group, consumer, first=False)
-                    if start == "0-0" or len(found) >= count:
-                        break
-                if len(found) >= count:
-                    break
-        except ResponseError as error:
+            with _translated(self):
+                await self._autoclaim(streams, group, consumer, min_idle, count, found)
+        except TransportError as error:
             if "NOGROUP" in str(error):
                 return found
-            raise TransportError(str(error)) from error
-        except RedisError as error:
-            raise TransportError(f"Redis is unreachable: {error}") from error
+            raise
         return found
+
+    async def _autoclaim(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        min_idle: float,
+        count: int,
+        found: list[Delivery],
+    ) -> None:
+        for stream in streams:
+            start = "0-0"
+            # Bounded: XAUTOCLAIM scans at most 10 x COUNT entries per call.
+            for _ in range(10):
+                reply = await self.aclient.xautoclaim(
+                    self.key(stream),
+                    group,
+                    consumer,
+                    int(min_idle * 1000),
+                    start,
+                    count=count - len(found),
+                )
+                start = _text(reply[0])
+                for deleted in reply[2] if len(reply) > 2 else ():
+                    logger.error(
+                        "event %s of stream %r was trimmed before group %r acknowledged "
+                        "it: it is lost (raise maxlen above the consumer lag)",
+                        _text(deleted),
+                        stream,
+                        group,
+                    )
+                found += await self._entries(stream, reply[1], group, consumer, first=False)
+                if start == "0-0" or len(found) >= count:
+                    break
+            if len(found) >= count:
+                break
 
     async def _deliveries(
         self, reply: Any, group: str, consumer: str, *, first: bool
@@ -516,27 +538,23 @@ class RedisStreamsTransport(_RedisBase):
             for (key, group), message_ids in acks.items():
                 keys.append(key)
                 args += [group, len(message_ids), *message_ids]
-            try:
-                try:
-                    await self.aclient.evalsha(_REMEMBER_AND_ACK_SHA, len(keys), *keys, *args)
-                except NoScriptError:
-                    await self.aclient.eval(_REMEMBER_AND_ACK, len(keys), *keys, *args)
-            except RedisError as error:
-                raise TransportError(f"Redis is unreachable: {error}") from error
+            with _translated(self):
+                await self._script(_REMEMBER_AND_ACK, _REMEMBER_AND_ACK_SHA, keys, args)
 
     # -- dead letters
 
     async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
         """XADD to the stream, marked for the letter's group only, and XDEL the letter."""
-        async with self.aclient.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.key(letter.stream),
-                {"data": data, "group": letter.group},
-                maxlen=self.maxlen,
-                approximate=True,
-            )
-            pipe.xdel(self.dead_key(letter.stream), letter.id)
-            new_id, _ = await pipe.execute()
+        with _translated(self, publishing=letter.stream):
+            async with self.aclient.pipeline(transaction=True) as pipe:
+                pipe.xadd(
+                    self.key(letter.stream),
+                    {"data": data, "group": letter.group},
+                    maxlen=self.maxlen,
+                    approximate=True,
+                )
+                pipe.xdel(self.dead_key(letter.stream), letter.id)
+                new_id, _ = await pipe.execute()
         return _text(new_id)
 
 
@@ -556,9 +574,10 @@ class _StreamDelivery(Delivery):
         self.message_id, self.data, self.attempt = message_id, data, attempt
 
     async def ack(self) -> None:
-        await self.transport.aclient.xack(
-            self.transport.key(self.stream), self.group, self.message_id
-        )
+        with _translated(self.transport):
+            await self.transport.aclient.xack(
+                self.transport.key(self.stream), self.group, self.message_id
+            )
 
     async def nack(self, delay: float = 0.0) -> None:
         heapq.heappush(
@@ -584,15 +603,16 @@ class _StreamDelivery(Delivery):
         await self._reset_idle(86_400_000)
 
     async def _reset_idle(self, idle_ms: int) -> None:
-        await self.transport.aclient.eval(
-            _TOUCH,
-            1,
-            self.transport.key(self.stream),
-            self.group,
-            self.consumer,
-            self.message_id,
-            idle_ms,
-        )
+        with _translated(self.transport):
+            await self.transport.aclient.eval(
+                _TOUCH,
+                1,
+                self.transport.key(self.stream),
+                self.group,
+                self.consumer,
+                self.message_id,
+                idle_ms,
+            )
 
 
 class RedisPubSubTransport(_RedisBase):
@@ -620,14 +640,8 @@ class RedisPubSubTransport(_RedisBase):
 
     def publish(self, stream: str, data: bytes) -> str:
         """PUBLISH; returns how many subscribers got it (as a str). PublishError if down."""
-        try:
+        with _translated(self, publishing=stream):
             return str(self.client.publish(self.key(stream), data))
-        except RedisError as error:
-            raise PublishError(
-                f"could not publish to channel {self.key(stream)!r} on {self!r}: "
-                f"{type(error).__name__}: {error}",
-                stream=stream,
-            ) from error
 
     async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
         """Nothing to create: subscriptions are made by :meth:`consume`."""
@@ -694,7 +708,8 @@ class RedisPubSubTransport(_RedisBase):
                 )
         except RedisError as error:
             self._subscriptions.pop((group, consumer), None)
-            raise TransportError(f"Redis is unreachable: {error}") from error
+            with _translated(self):
+                raise error
         return found
 
     async def claim_stale(
@@ -711,7 +726,8 @@ class RedisPubSubTransport(_RedisBase):
 
     async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
         """PUBLISH the letter again (to every subscriber: Pub/Sub cannot target a group)."""
-        await self.aclient.publish(self.key(letter.stream), data)
+        with _translated(self, publishing=letter.stream):
+            await self.aclient.publish(self.key(letter.stream), data)
         await self.delete_dead_letters(letter.stream, [letter.id])
         return letter.message_id
 

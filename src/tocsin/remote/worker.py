@@ -1,27 +1,12 @@
-"""Remote receivers and the worker that runs them.
+"""The worker: consumes events for remote receivers and calls them.
 
-Declare a receiver for remote delivery with :func:`remote_receiver`::
-
-    from tocsin.remote import remote_receiver
-
-    @remote_receiver(order_placed, group="emails")
-    def send_confirmation(sender, order_id, event_id, event_origin, **kwargs): ...
-
-    @remote_receiver(settings_changed, broadcast=True)
-    async def clear_cache(sender, **kwargs): ...
-
-A **group** gets every event of the signal once, shared out across every process that
-runs the group (a consumer group). The default group is the receiver's import path, so
-each receiver is its own group and is retried on its own; receivers that share a group
-are called together, in declaration order, and retried together. A **broadcast**
-receiver runs in every worker process running when the event is published.
-
-Remote receivers are not connected to the signal: a local ``send`` does not call them.
-The worker calls them as Django calls receivers, with ``signal`` (the local signal, found
-by the dotted path the event names), ``sender`` and the keyword arguments sent (decoded
-by the envelope), plus ``event_id`` (the event's id, the same in every group and on every
-redelivery: an idempotency key) and ``event_origin`` (``"host:pid"`` of the publisher;
-not ``origin``, which Django's ``pre_delete``/``post_delete`` already send).
+Receivers are declared with :func:`~tocsin.remote.remote_receiver` (see
+:mod:`tocsin.remote.receivers`). The worker calls them as Django calls receivers, with
+``signal`` (the local signal, found by the dotted path the event names), ``sender`` and
+the keyword arguments sent (decoded by the envelope), plus ``event_id`` (the event's id,
+the same in every group and on every redelivery: an idempotency key) and
+``event_origin`` (``"host:pid"`` of the publisher; not ``origin``, which Django's
+``pre_delete``/``post_delete`` already send).
 
 **Delivery guarantees** of :class:`Worker` (with a transport that has groups):
 
@@ -49,11 +34,9 @@ not ``origin``, which Django's ``pre_delete``/``post_delete`` already send).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import inspect
-import itertools
 import logging
 import os
 import signal as signals
@@ -61,118 +44,22 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from tocsin._dispatcher import Signal
-from tocsin._registry import dotted_path
-from tocsin.inspect import check_receiver
-from tocsin.remote.envelope import Envelope, RejectedEvent, ReplayedEvent
-from tocsin.remote.transport import DeadLetter, Delivery, Transport, TransportError
+from tocsin.remote._concurrency import Batcher, Slots
+from tocsin.remote._retry import RetryPolicy, backoff
+from tocsin.remote.broker import Delivery, Transport, TransportError
+from tocsin.remote.envelope import Envelope
+from tocsin.remote.errors import RejectedEvent, ReplayedEvent
+from tocsin.remote.receivers import RemoteReceiver, remote_receivers
 
 if TYPE_CHECKING:
     from tocsin.remote.outbox import Relay
 
-__all__ = [
-    "RemoteReceiver",
-    "Worker",
-    "clear_remote_receivers",
-    "remote_receiver",
-    "remote_receivers",
-    "replay_dead_letters",
-]
+__all__ = ["Worker", "WorkerStats"]
 
 logger = logging.getLogger("tocsin.remote")
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-# --------------------------------------------------------------------------- declaring
-
-
-@dataclasses.dataclass(frozen=True)
-class RemoteReceiver:
-    """A receiver declared for remote delivery (see :func:`remote_receiver`)."""
-
-    signal: Signal
-    signal_path: str
-    receiver: Callable[..., Any]
-    group: str
-    sender: object
-    broadcast: bool
-    stream: str
-    is_async: bool
-
-    def matches(self, sender: object) -> bool:
-        """Whether an event sent by *sender* is for this receiver."""
-        return self.sender is None or self.sender is sender or self.sender == sender
-
-
-_lock = threading.Lock()
-_registry: list[RemoteReceiver] = []
-
-
-def remote_receiver(
-    signal: Signal,
-    *,
-    group: str | None = None,
-    sender: object = None,
-    broadcast: bool = False,
-    stream: str | None = None,
-) -> Callable[[_F], _F]:
-    """Decorator: declare the function a receiver of *signal*'s events from other processes.
-
-    ``group`` (default: the receiver's ``module.qualname``) names the consumer group;
-    ``sender`` filters on the decoded sender (a class, or any value compared with ``==``);
-    ``broadcast=True`` delivers to every running worker instead of to one per group;
-    ``stream`` must match the one given to ``publish`` if that one was changed.
-    The declaration goes into a process-wide registry that :class:`Worker` consumes for.
-    Returns the function unchanged (it is not connected to the local signal).
-    """
-    path = dotted_path(signal)
-    if path is None:
-        raise ValueError(
-            f"{signal!r} cannot be received remotely: it is not a module-level attribute, "
-            "so events cannot name it"
-        )
-
-    def declare(function: _F) -> _F:
-        is_async = check_receiver(function)
-        name = group or f"{function.__module__}.{function.__qualname__}"
-        entry = RemoteReceiver(
-            signal=signal,
-            signal_path=path,
-            receiver=function,
-            group=name,
-            sender=sender,
-            broadcast=broadcast,
-            stream=path if stream is None else stream,
-            is_async=is_async,
-        )
-        with _lock:
-            if not any(
-                r.receiver is function and r.signal is signal and r.group == name
-                for r in _registry
-            ):
-                _registry.append(entry)
-        return function
-
-    return declare
-
-
-def remote_receivers(groups: Iterable[str] | None = None) -> list[RemoteReceiver]:
-    """The remote receivers declared in this process (of *groups* only, if given)."""
-    wanted = None if groups is None else set(groups)
-    with _lock:
-        return [r for r in _registry if wanted is None or r.group in wanted]
-
-
-def clear_remote_receivers(groups: Iterable[str] | None = None) -> None:
-    """Forget the remote receivers declared (of *groups* only): for tests."""
-    wanted = None if groups is None else set(groups)
-    with _lock:
-        _registry[:] = [r for r in _registry if wanted is not None and r.group not in wanted]
-
 
 # --------------------------------------------------------------------------- the worker
 
@@ -203,110 +90,6 @@ class WorkerStats:
     rejected: int = 0
     reclaimed: int = 0
     released: int = 0
-
-
-class _Slots:
-    """How many more events the worker may take on (``concurrency`` in all).
-
-    Unlike a semaphore, :meth:`take` waits for several free slots and takes them all at
-    once, without holding any while it waits (consume loops share the slots). Waiters
-    are served first come, first served, so no consume loop starves another.
-    """
-
-    def __init__(self, total: int) -> None:
-        self.free = total
-        self._waiters: collections.deque[tuple[int, asyncio.Future[int]]] = collections.deque()
-        self._granting = False
-
-    async def take(self, at_least: int) -> int:
-        """Wait until *at_least* slots are free, then take every free one; returns how many."""
-        if not self._waiters and self.free >= at_least:
-            taken, self.free = self.free, 0
-            return taken
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiters.append((at_least, future))
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.give(future.result())  # granted as we were cancelled: give them back
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove((at_least, future))
-                self.give(0)  # the next waiter may be satisfiable now
-            raise
-
-    def give(self, count: int) -> None:
-        """Give back *count* slots; waiters are served once the callbacks running now
-        have given back theirs (events settled together come back together)."""
-        self.free += count
-        if self._waiters and not self._granting:
-            self._granting = True
-            asyncio.get_running_loop().call_soon(self._grant)
-
-    def _grant(self) -> None:
-        self._granting = False
-        while self._waiters and self.free >= self._waiters[0][0]:
-            _, future = self._waiters.popleft()
-            if not future.done():
-                taken, self.free = self.free, 0
-                future.set_result(taken)
-
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-
-
-class _Batcher(Generic[_T, _R]):
-    """Coalesces the calls made while a flush is running (or in one loop iteration) into
-    one call of *flush*: group commit. ``await submit(item)`` returns *item*'s result,
-    or raises the flush's error. One flush runs at a time.
-    """
-
-    def __init__(self, flush: Callable[[list[_T]], Awaitable[list[_R]]]) -> None:
-        self._flush = flush
-        self._items: list[_T] = []
-        self._futures: list[asyncio.Future[_R]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def submit(self, item: _T) -> _R:
-        future: asyncio.Future[_R] = asyncio.get_running_loop().create_future()
-        self._items.append(item)
-        self._futures.append(future)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-        return await future
-
-    async def _run(self) -> None:
-        try:
-            while self._items:
-                items, futures = self._items, self._futures
-                self._items, self._futures = [], []
-                try:
-                    results = await self._flush(items)
-                except Exception as error:
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                except BaseException:  # cancelled: so are the callers waiting
-                    for future in futures:
-                        future.cancel()
-                    raise
-                for future, result in zip(futures, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._task = None
-            for future in self._futures:  # left by a cancellation: never leave them hanging
-                if not future.done():
-                    future.cancel()
-            self._items, self._futures = [], []
-
-    async def wait(self, timeout: float) -> None:
-        """Wait (up to *timeout* seconds) for the flush in progress, if any."""
-        if self._task is not None:
-            await asyncio.wait([self._task], timeout=timeout)
 
 
 class Worker:
@@ -343,17 +126,16 @@ class Worker:
         poll_timeout: float = 1.0,
         log_every: float = 60.0,
         relays: Iterable[Relay] = (),
+        retry: RetryPolicy | None = None,
     ) -> None:
         if concurrency < 1 or max_deliveries < 1 or claim_idle <= 0:
             raise ValueError("concurrency, max_deliveries and claim_idle must be positive")
+        self.retry = retry or RetryPolicy(max_deliveries, retry_backoff, retry_backoff_max)
         self.transport = transport
         self.envelope = envelope
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.concurrency = concurrency
         self.claim_idle = claim_idle
-        self.max_deliveries = max_deliveries
-        self.retry_backoff = retry_backoff
-        self.retry_backoff_max = retry_backoff_max
         self.dedupe_ttl = max(dedupe_ttl, envelope.replay_window)
         self.shutdown_timeout = shutdown_timeout
         self.poll_timeout = poll_timeout
@@ -369,11 +151,16 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[asyncio.Task[None], Delivery] = {}
-        self._slots: _Slots | None = None
-        self._seen: _Batcher[tuple[str, str], bool] | None = None
-        self._settle: _Batcher[tuple[Delivery, str], None] | None = None
+        self._slots: Slots | None = None
+        self._seen: Batcher[tuple[str, str], bool] | None = None
+        self._settle: Batcher[tuple[Delivery, str], None] | None = None
         self._last_contact = 0.0
         self._broker_down = False
+
+    @property
+    def max_deliveries(self) -> int:
+        """Deliveries of an event before it is dead-lettered (the retry policy's)."""
+        return self.retry.max_deliveries
 
     def __repr__(self) -> str:
         return f"<Worker {self.consumer} groups={[s.group for s in self.subscriptions]}>"
@@ -445,9 +232,9 @@ class Worker:
         """Consume until :meth:`stop` is called (or SIGTERM/SIGINT, if *handle_signals*)."""
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        self._slots = _Slots(self.concurrency)
-        self._seen = _Batcher(self.transport.seen_many)
-        self._settle = _Batcher(self._remember_and_ack)
+        self._slots = Slots(self.concurrency)
+        self._seen = Batcher(self.transport.seen_many)
+        self._settle = Batcher(self._remember_and_ack)
         if self._task is None:
             self._task = asyncio.current_task()
         if not self.subscriptions:
@@ -561,7 +348,7 @@ class Worker:
     async def _consume_loop(self, subscription: _Subscription) -> None:
         assert self._stopping is not None
         assert self._slots is not None
-        backoff = itertools.chain([0.5, 1.0, 2.0, 5.0], itertools.repeat(10.0))
+        delays = backoff()
         ready = False
         while not self._stopping.is_set():
             slots = 0
@@ -580,10 +367,10 @@ class Worker:
                 slots = await self._slots.take(max(1, self.concurrency // 2))
                 deliveries = await self._fetch(subscription, slots)
                 self._contact()
-                backoff = itertools.chain([0.5, 1.0, 2.0, 5.0], itertools.repeat(10.0))
+                delays = backoff()
             except TransportError as error:
                 self._release_slots(slots)
-                delay = next(backoff)
+                delay = next(delays)
                 self._broker_down = True
                 logger.warning(
                     "worker %s: broker unreachable (%s); retrying in %gs",
@@ -709,7 +496,7 @@ class Worker:
             raise
         except Exception as error:
             self.stats.failed += 1
-            if delivery.attempt >= self.max_deliveries:
+            if self.retry.gives_up(delivery.attempt):
                 logger.error(
                     "event %s failed %d time(s) in group %r: dead-lettered",
                     event.id,
@@ -722,7 +509,7 @@ class Worker:
                     f"failed {delivery.attempt} time(s): {type(error).__name__}: {error}",
                 )
                 return
-            delay = min(self.retry_backoff_max, self.retry_backoff * 2 ** (delivery.attempt - 1))
+            delay = self.retry.delay(delivery.attempt)
             logger.warning(
                 "event %s failed in group %r (attempt %d/%d): %s; retry in %gs",
                 event.id,
@@ -779,42 +566,3 @@ def _running(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
-
-
-# --------------------------------------------------------------------------- dead letters
-
-
-async def replay_dead_letters(
-    transport: Transport,
-    envelope: Envelope,
-    stream: str,
-    ids: Sequence[str] | None = None,
-    *,
-    group: str | None = None,
-) -> list[tuple[DeadLetter, str]]:
-    """Deliver dead letters of *stream* again, each to the group that gave up on it.
-
-    ``ids`` picks letters (default: all, or all of *group*). Each event is checked with
-    *envelope*'s keys (a forged one is never replayed) and, as the original has usually
-    left the replay window by now, re-signed as a new attempt stamped now; the event id
-    stays the same. Returns ``[(letter, outcome)]``: the new message id, or why not.
-    """
-    letters = await transport.dead_letters(stream, group=group, count=1_000_000)
-    if ids is not None:
-        wanted = set(ids)
-        letters = [letter for letter in letters if letter.id in wanted]
-    lenient = envelope.with_own_replay_cache()
-    lenient.replay_window = float("inf")
-    lenient.max_future = float("inf")
-    lenient.allowed_signals = None
-    results: list[tuple[DeadLetter, str]] = []
-    for letter in letters:
-        try:
-            event = lenient.decode(letter.data, redelivered=True)
-        except RejectedEvent as rejected:
-            results.append((letter, f"not replayed: {rejected.reason}"))
-            continue
-        fresh = dataclasses.replace(event, created_at=time.time(), attempt=event.attempt + 1)
-        new_id = await transport.republish_dead_letter(letter, envelope.encode(fresh))
-        results.append((letter, new_id))
-    return results
