@@ -139,3 +139,56 @@ def redis_pings(url: str) -> bool:
         return True
     except redis.RedisError:
         return False
+
+
+class OwnRedis:
+    """A redis-server of the test's own (AOF on, fsync on every write), to stop, pause
+    (SIGSTOP: reachable but not answering), resume and restart without touching the
+    shared one."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OwnRedis:
+        """Start the server (again) on the same port and data directory; wait for PING."""
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: redis_pings(self.url), what="redis-server to start")
+        return self
+
+    def stop(self) -> None:
+        """Shut the server down cleanly (the AOF keeps every write)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)

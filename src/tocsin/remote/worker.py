@@ -96,9 +96,13 @@ class Worker:
     """Consumes events for remote receivers and calls them (see the module docstring).
 
     ``transport`` and ``envelope`` as for publishing. ``groups`` limits the worker to
-    those groups (default: every group declared). ``consumer`` names this process to
-    the broker (default ``host:pid:random``). At most ``concurrency`` events are handled
-    at once; sync receivers run in threads, async ones on the worker's loop.
+    those groups (default: every group declared). Each group accepts only the signals
+    it declares receivers for (within ``envelope.allowed_signals``, if set): an event
+    naming another signal is rejected as ``unknown-signal`` and dead-lettered, as under
+    ``tocsin worker``. ``retry`` (a :class:`~tocsin.remote.RetryPolicy`) replaces
+    ``max_deliveries``, ``retry_backoff`` and ``retry_backoff_max``. ``consumer`` names
+    this process to the broker (default ``host:pid:random``). At most ``concurrency``
+    events are handled at once; sync receivers run in threads, async ones on the worker's loop.
 
     ``relays``: outbox :class:`~tocsin.remote.outbox.Relay` objects to run alongside
     (each :meth:`~tocsin.remote.outbox.Relay.run` as a task, stopped when the worker
@@ -175,6 +179,14 @@ class Worker:
             for entry in entries:
                 receivers.setdefault(entry.signal_path, []).append(entry)
             streams = sorted({entry.stream for entry in entries})
+            # The group's allow-list: the signals it declares receivers for (within the
+            # envelope's own list, if it has one). An event naming any other signal is
+            # rejected (unknown-signal), never silently counted as handled.
+            envelope = self.envelope.with_own_replay_cache()
+            declared_signals = frozenset(receivers)
+            if envelope.allowed_signals is not None:
+                declared_signals &= envelope.allowed_signals
+            envelope.allowed_signals = declared_signals
             found.append(
                 _Subscription(
                     # A broadcast group exists for this process only.
@@ -183,7 +195,7 @@ class Worker:
                     broadcast=broadcast,
                     streams=streams,
                     receivers=receivers,
-                    envelope=self.envelope.with_own_replay_cache(),
+                    envelope=envelope,
                 )
             )
         return found
