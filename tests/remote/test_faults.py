@@ -15,9 +15,14 @@ import pytest
 
 from tests.remote import sample_receivers
 from tocsin.remote import (
+    Envelope,
+    EventTooLargeToPublish,
+    PublishError,
     Worker,
     new_event,
+    publish,
     remote_receiver,
+    unpublish,
 )
 from tocsin.remote.redis import RedisStreamsTransport
 
@@ -44,6 +49,15 @@ def quiet():
     logger.setLevel(logging.CRITICAL)
     yield
     logger.setLevel(level)
+
+
+async def dead_letters(url: str, prefix: str, stream: str = ORDER) -> list[Any]:
+    """The dead letters of *stream*, read with a connection of this loop's own."""
+    transport = RedisStreamsTransport(url, prefix=prefix)
+    try:
+        return await transport.dead_letters(stream)
+    finally:
+        await transport.aclose()
 
 
 async def run_until(worker: Worker, condition: Any, timeout: float = 10.0) -> None:
@@ -83,5 +97,42 @@ def test_a_worker_accepts_only_the_signals_its_groups_declare(
     assert handled == [2]
     assert worker.stats.rejected == 1
     assert worker.stats.handled == 1
-    letters = asyncio.run(transport.dead_letters(ORDER))
+    letters = asyncio.run(dead_letters(redis_url, prefix))
     assert [letter.reason.split(":")[0] for letter in letters] == ["rejected (unknown-signal)"]
+
+
+# --------------------------------------------------------------------------- finding 7
+
+
+def test_an_oversized_event_is_a_publish_error_and_stops_the_local_receivers(
+    redis_url, prefix, transport, keyring
+):
+    envelope = Envelope(keyring, max_bytes=4096)
+    local: list[int] = []
+
+    def local_receiver(sender, order, **kwargs):
+        local.append(order)
+
+    sample_receivers.order_placed.connect(local_receiver)
+    publish(sample_receivers.order_placed, transport, envelope)
+    try:
+        with pytest.raises(PublishError, match="max_bytes=4096") as caught:
+            sample_receivers.order_placed.send(sender=None, order=1, note="x" * 5000)
+        # The publisher runs first: a send that cannot be published does nothing locally.
+        assert local == []
+        assert isinstance(caught.value, EventTooLargeToPublish)
+        assert isinstance(caught.value, ValueError)  # what encode() raised before
+        assert caught.value.stream == ORDER
+        assert caught.value.size > 5000
+        # send_robust runs the local receivers anyway and returns the error.
+        responses = sample_receivers.order_placed.send_robust(
+            sender=None, order=2, note="x" * 5000
+        )
+        assert local == [2]
+        assert any(isinstance(r, EventTooLargeToPublish) for _, r in responses)
+        sample_receivers.order_placed.send(sender=None, order=3)  # small: published
+    finally:
+        unpublish(sample_receivers.order_placed, transport)
+        sample_receivers.order_placed.disconnect(local_receiver)
+    assert local == [2, 3]
+    assert transport.client.xlen(transport.key(ORDER)) == 1

@@ -17,9 +17,17 @@ one :class:`~tocsin.remote.envelope.Event` (the signal's dotted path, the sender
 keyword arguments, a fresh id and the origin) and written to the stream named after the
 signal's dotted path (or ``stream=``).
 
-*Broker down.* A publish that fails raises :class:`~tocsin.remote.transport.PublishError`
-out of ``send()``, like any failing receiver: the event is never dropped in silence.
-(``send_robust`` returns it in the responses and logs it.)
+*Broker down, event too large.* A publish that fails raises
+:class:`~tocsin.remote.PublishError` out of ``send()``, like any failing receiver: the
+event is never dropped in silence. That includes an event over the envelope's
+``max_bytes`` (:class:`~tocsin.remote.EventTooLargeToPublish`, also a ``ValueError``) and a
+broker that does not answer within the transport's timeout.
+
+*Order, on purpose.* The publisher runs **before** the signal's local receivers (its
+priority is the highest), so when publishing fails, ``send()`` raises before any local
+receiver ran: a process never acts locally on an event that the other processes will
+never see, and the caller can retry the whole send. ``send_robust`` runs the local
+receivers anyway and returns the publish error among the responses (and logs it).
 
 *After commit.* With ``on_commit=True`` the event is encoded when the signal is sent
 (the values as they were then) and written when the current transaction commits, through
@@ -42,6 +50,7 @@ from tocsin._registry import dotted_path
 from tocsin.remote._event import new_event
 from tocsin.remote.broker import Broker
 from tocsin.remote.envelope import Envelope
+from tocsin.remote.errors import EventTooLargeToPublish
 from tocsin.remote.receivers import signal_path
 
 __all__ = ["PUBLISH_PRIORITY", "Publisher", "publish", "unpublish"]
@@ -80,8 +89,15 @@ class Publisher:
         return f"<Publisher {self.name} -> {self.transport!r} stream={self.stream!r}>"
 
     def encode(self, sender: Any, kwargs: dict[str, Any]) -> bytes:
-        """Return one signed event for a send of the signal by *sender* with *kwargs*."""
-        return self.envelope.encode(new_event(self.name, sender, kwargs))
+        """Return one signed event for a send of the signal by *sender* with *kwargs*.
+
+        Raises :class:`~tocsin.remote.EventTooLargeToPublish` (a PublishError) naming
+        the stream when it is over the envelope's ``max_bytes``.
+        """
+        try:
+            return self.envelope.encode(new_event(self.name, sender, kwargs))
+        except EventTooLargeToPublish as error:
+            raise EventTooLargeToPublish(error.size, error.max_bytes, stream=self.stream) from None
 
     def __call__(self, signal: Signal, sender: Any, **kwargs: Any) -> str | None:
         data = self.encode(sender, kwargs)
