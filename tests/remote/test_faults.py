@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.remote import sample_receivers
+from tests.remote.helpers import ROOT
 from tocsin.remote import (
     Envelope,
     EventTooLargeToPublish,
+    Keyring,
     PublishError,
     Worker,
     new_event,
@@ -24,6 +30,7 @@ from tocsin.remote import (
     remote_receiver,
     unpublish,
 )
+from tocsin.remote.broker import DEAD_LETTER_MAXLEN
 from tocsin.remote.redis import RedisStreamsTransport
 
 ORDER = "tests.remote.sample_receivers.order_placed"
@@ -136,3 +143,73 @@ def test_an_oversized_event_is_a_publish_error_and_stops_the_local_receivers(
         sample_receivers.order_placed.disconnect(local_receiver)
     assert local == [2, 3]
     assert transport.client.xlen(transport.key(ORDER)) == 1
+
+
+# --------------------------------------------------------------------------- finding 8
+
+
+def test_the_dead_letter_stream_is_trimmed_by_default(
+    redis_url, prefix, transport, envelope, quiet
+):
+    assert transport.dead_letter_maxlen == DEAD_LETTER_MAXLEN
+    dead = transport.dead_key(ORDER)
+    client = transport.client
+    pipe = client.pipeline(transaction=False)
+    for _ in range(DEAD_LETTER_MAXLEN):
+        pipe.xadd(dead, {"data": b"old", "group": "other"})
+    pipe.execute()
+    # Anyone who can write to the broker can make events fail: forged ones, here.
+    forger = Envelope(Keyring({"test1": b"not the key the workers hold"}))
+    forged = 300
+    for order in range(forged):
+        transport.publish(ORDER, forger.encode(new_event(ORDER, None, {"order": order})))
+
+    @remote_receiver(sample_receivers.order_placed, group="trimmed")
+    def bill(sender, order, **kwargs):
+        raise AssertionError("a forged event reached a receiver")
+
+    worker = Worker(RedisStreamsTransport(redis_url, prefix=prefix), envelope, groups=["trimmed"])
+    asyncio.run(run_until(worker, lambda: worker.stats.dead_lettered == forged, timeout=30))
+    # Approximate trimming (MAXLEN ~) keeps at most one macro node (100 entries) more.
+    assert client.xlen(dead) <= DEAD_LETTER_MAXLEN + 100
+
+
+MAIN_SCRIPT = """
+import warnings
+from tocsin import Signal
+from tocsin.remote import Envelope, MemoryTransport, publish
+
+order_placed = Signal()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    publisher = publish(order_placed, MemoryTransport(), Envelope(None, require_signature=False))
+print(publisher.name)
+print("|".join(type(w.message).__name__ + ": " + str(w.message) for w in caught))
+"""
+
+
+def test_a_signal_defined_in_main_is_named_by_its_module_or_warned_about(tmp_path: Path):
+    (tmp_path / "shopsignals.py").write_text(MAIN_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT / 'src'}")
+
+    def run(*command: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, *command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return done.stdout.splitlines()
+
+    # python -m: the module's real name, which a worker importing it also finds.
+    name, warned = run("-m", "shopsignals")
+    assert name == "shopsignals.order_placed"
+    assert warned == ""
+    # python file.py: a name no worker can import, said out loud.
+    name, warned = run("shopsignals.py")
+    assert name == "__main__.order_placed"
+    assert warned.startswith("RemoteSignalWarning: ")
+    assert "python -m" in warned

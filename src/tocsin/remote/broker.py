@@ -38,11 +38,12 @@ import abc
 import asyncio
 import dataclasses
 from collections.abc import Collection, Sequence
-from typing import Literal
+from typing import Final, Literal
 
 from tocsin.remote.errors import PublishError, TransportError
 
 __all__ = [
+    "DEAD_LETTER_MAXLEN",
     "Broker",
     "Claim",
     "DeadLetter",
@@ -55,6 +56,10 @@ __all__ = [
     "TransportError",
     "TransportWrapper",
 ]
+
+#: How many dead letters a stream keeps by default (oldest dropped first): anyone who can
+#: write to the broker can make events fail, so the store must not grow without bound.
+DEAD_LETTER_MAXLEN: Final = 100_000
 
 #: Where a new group starts reading: at the oldest retained message, or only at new ones.
 Start = Literal["all", "new"]

@@ -36,8 +36,9 @@ How the transport model maps onto JetStream:
   ``<group id>.<event id>``, ``create`` = set-if-absent). JetStream 2.9 has no per-key
   TTL, so the bucket's TTL (``dedupe_ttl``, default one day) applies to every key; the
   ``ttl`` given to :meth:`remember` is only checked against it (a longer one is logged);
-- **dead letters** go to the stream ``<prefix>_dead_<id>`` (one per tocsin stream, never
-  trimmed), one JSON message each; a dead letter's ``id`` is its sequence number there.
+- **dead letters** go to the stream ``<prefix>_dead_<id>`` (one per tocsin stream, at
+  most ``dead_letter_max_msgs`` kept, default 100,000, oldest discarded), one JSON
+  message each; a dead letter's ``id`` is its sequence number there.
 
 *Publishing* is ``js.publish`` with the header ``Nats-Msg-Id`` set to a hash of the
 bytes: a publish retried after a timeout (or an outbox relay that crashed after
@@ -86,6 +87,7 @@ from nats.js.api import (
 from nats.js.kv import KeyValue
 
 from tocsin.remote.broker import (
+    DEAD_LETTER_MAXLEN,
     DeadLetter,
     Delivery,
     PublishError,
@@ -205,6 +207,7 @@ class NatsJetStreamTransport(Transport):
         publish_timeout: float = 5.0,
         connect_timeout: float = 2.0,
         max_ack_pending: int = 10_000,
+        dead_letter_max_msgs: int | None = DEAD_LETTER_MAXLEN,
         **options: Any,
     ) -> None:
         if not _PREFIX.fullmatch(prefix):
@@ -222,6 +225,7 @@ class NatsJetStreamTransport(Transport):
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
         self.max_ack_pending = max_ack_pending
+        self.dead_letter_max_msgs = dead_letter_max_msgs
         self.options = options
         self._async: _Connection | None = None
         self._sync: _Connection | None = None
@@ -345,6 +349,8 @@ class NatsJetStreamTransport(Transport):
             name=name,
             subjects=[f"{self.prefix}.dead.{_ident(stream)}"],
             storage=StorageType.FILE,
+            max_msgs=self.dead_letter_max_msgs if self.dead_letter_max_msgs is not None else -1,
+            discard=DiscardPolicy.OLD,
             duplicate_window=self.duplicate_window,
             description=f"tocsin dead letters of {stream[:200]}",
         )

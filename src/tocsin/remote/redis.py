@@ -31,7 +31,9 @@ pin the stream forever and grow it without bound. The cost of MAXLEN is that a b
 longer than ``maxlen`` loses its oldest entries: size it well above the worst consumer
 lag (events/s x longest outage). Should it happen anyway, it is not silent: XAUTOCLAIM
 reports the ids of pending entries that were trimmed away and the worker logs each at
-ERROR. Dead-letter streams are never trimmed unless ``dead_letter_maxlen`` is set.
+ERROR. Dead-letter streams are trimmed too, to ``dead_letter_maxlen`` (default 100,000,
+:data:`~tocsin.remote.broker.DEAD_LETTER_MAXLEN`; ``None``: never), since anyone who can
+write to the broker can make events fail and so grow that stream.
 
 **RedisPubSubTransport** is PUBLISH/SUBSCRIBE: fire and forget. A message reaches the
 subscribers connected at that moment and nobody else: nothing is stored, nothing is
@@ -58,6 +60,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from tocsin.remote._url import DEFAULT_URL
 from tocsin.remote.broker import (
+    DEAD_LETTER_MAXLEN,
     DeadLetter,
     Delivery,
     PublishError,
@@ -135,7 +138,7 @@ class _RedisBase(Transport):
         url: str = DEFAULT_URL,
         *,
         prefix: str = "tocsin:",
-        dead_letter_maxlen: int | None = None,
+        dead_letter_maxlen: int | None = DEAD_LETTER_MAXLEN,
         **options: Any,
     ) -> None:
         self.url = url
@@ -299,7 +302,7 @@ class RedisStreamsTransport(_RedisBase):
         *,
         prefix: str = "tocsin:",
         maxlen: int | None = 1_000_000,
-        dead_letter_maxlen: int | None = None,
+        dead_letter_maxlen: int | None = DEAD_LETTER_MAXLEN,
         **options: Any,
     ) -> None:
         super().__init__(url, prefix=prefix, dead_letter_maxlen=dead_letter_maxlen, **options)
@@ -630,7 +633,7 @@ class RedisPubSubTransport(_RedisBase):
         url: str = DEFAULT_URL,
         *,
         prefix: str = "tocsin:",
-        dead_letter_maxlen: int | None = None,
+        dead_letter_maxlen: int | None = DEAD_LETTER_MAXLEN,
         **options: Any,
     ) -> None:
         super().__init__(url, prefix=prefix, dead_letter_maxlen=dead_letter_maxlen, **options)
