@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.remote import sample_receivers
-from tests.remote.helpers import ROOT
+from tests.remote.helpers import ROOT, run_cli
 from tocsin.remote import (
     Envelope,
     EventTooLargeToPublish,
@@ -28,6 +28,7 @@ from tocsin.remote import (
     new_event,
     publish,
     remote_receiver,
+    remote_receivers,
     unpublish,
 )
 from tocsin.remote.broker import DEAD_LETTER_MAXLEN
@@ -213,3 +214,52 @@ def test_a_signal_defined_in_main_is_named_by_its_module_or_warned_about(tmp_pat
     assert name == "__main__.order_placed"
     assert warned.startswith("RemoteSignalWarning: ")
     assert "python -m" in warned
+
+
+# --------------------------------------------------------------------------- finding 3
+
+
+class Shop:
+    """A sender class in a module the command line never imports."""
+
+
+def test_deadletter_replay_needs_no_receivers_modules_and_says_why_it_refuses(
+    redis_url, prefix, transport, envelope, quiet
+):
+    @remote_receiver(sample_receivers.always_fails, group="flaky-class")
+    def refuse(sender, order, **kwargs):
+        raise RuntimeError("not today")
+
+    transport.publish(FAILS, envelope.encode(new_event(FAILS, Shop, {"order": 7})))
+    forger = Envelope(Keyring({"test1": b"not the key the workers hold"}))
+    transport.publish(FAILS, forger.encode(new_event(FAILS, Shop, {"order": 666})))
+    worker = Worker(
+        RedisStreamsTransport(redis_url, prefix=prefix),
+        envelope,
+        groups=["flaky-class"],
+        max_deliveries=1,
+    )
+    asyncio.run(run_until(worker, lambda: worker.stats.dead_lettered == 2))
+    # `tocsin deadletter replay` runs in a process that never imported this module.
+    replayed = run_cli("deadletter", "replay", FAILS, "--all", url=redis_url, prefix=prefix)
+    assert replayed.returncode == 1, replayed.stderr  # one of the two was refused
+    assert "1 replayed, 1 refused" in replayed.stderr
+    assert "not replayed: bad-signature: does not match key 'test1'" in replayed.stdout
+    assert "malformed" not in replayed.stdout
+
+    received: list[tuple[Any, int]] = []
+
+    @remote_receiver(sample_receivers.always_fails, group="flaky-class")
+    def accept(sender, order, **kwargs):
+        received.append((sender, order))
+
+    worker = Worker(
+        RedisStreamsTransport(redis_url, prefix=prefix),
+        envelope,
+        receivers=[r for r in remote_receivers(["flaky-class"]) if r.receiver is accept],
+    )
+    asyncio.run(run_until(worker, lambda: received))
+    assert received == [(Shop, 7)]
+    assert [letter.reason for letter in asyncio.run(dead_letters(redis_url, prefix, FAILS))] == [
+        "rejected (bad-signature): does not match key 'test1'"
+    ]

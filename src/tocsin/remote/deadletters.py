@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -23,27 +22,26 @@ async def replay_dead_letters(
 ) -> list[tuple[DeadLetter, str]]:
     """Deliver dead letters of *stream* again, each to the group that gave up on it.
 
-    ``ids`` picks letters (default: all, or all of *group*). Each event is checked with
-    *envelope*'s keys (a forged one is never replayed) and, as the original has usually
-    left the replay window by now, re-signed as a new attempt stamped now; the event id
-    stays the same. Returns ``[(letter, outcome)]``: the new message id, or why not.
+    ``ids`` picks letters (default: all, or all of *group*). Each event's signature is
+    checked with *envelope*'s keys (a forged one is never replayed), and the event is
+    re-signed as its next attempt, stamped now (the original has usually left the
+    replay window); the event id stays the same. The values are not decoded
+    (:meth:`~tocsin.remote.Envelope.reissue`), so a sender or argument naming a class
+    of a module this process never imported is no obstacle. Returns
+    ``[(letter, outcome)]``: the new message id, or ``"not replayed: <reason>:
+    <detail>"``, the rejection's own words.
     """
     letters = await transport.dead_letters(stream, group=group, count=1_000_000)
     if ids is not None:
         wanted = set(ids)
         letters = [letter for letter in letters if letter.id in wanted]
-    lenient = envelope.with_own_replay_cache()
-    lenient.replay_window = float("inf")
-    lenient.max_future = float("inf")
-    lenient.allowed_signals = None
     results: list[tuple[DeadLetter, str]] = []
     for letter in letters:
         try:
-            event = lenient.decode(letter.data, redelivered=True)
+            _, data = envelope.reissue(letter.data, created_at=time.time())
         except RejectedEvent as rejected:
-            results.append((letter, f"not replayed: {rejected.reason}"))
+            results.append((letter, f"not replayed: {rejected}"))
             continue
-        fresh = dataclasses.replace(event, created_at=time.time(), attempt=event.attempt + 1)
-        new_id = await transport.republish_dead_letter(letter, envelope.encode(fresh))
+        new_id = await transport.republish_dead_letter(letter, data)
         results.append((letter, new_id))
     return results
