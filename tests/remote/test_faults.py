@@ -12,18 +12,21 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.remote import sample_receivers
-from tests.remote.helpers import ROOT, run_cli
+from tests.remote.helpers import ROOT, OwnRedis, run_cli
 from tocsin.remote import (
+    DEFAULT_URL,
     Envelope,
     EventTooLargeToPublish,
     Keyring,
     PublishError,
+    TransportError,
     Worker,
     new_event,
     publish,
@@ -263,3 +266,61 @@ def test_deadletter_replay_needs_no_receivers_modules_and_says_why_it_refuses(
     assert [letter.reason for letter in asyncio.run(dead_letters(redis_url, prefix, FAILS))] == [
         "rejected (bad-signature): does not match key 'test1'"
     ]
+
+
+# --------------------------------------------------------------------------- finding 4
+
+
+def in_a_thread(call: Any, limit: float) -> BaseException | None:
+    """Run *call* in a daemon thread; return what it raised (None if it returned).
+    Fails the test if it is still blocked after *limit* seconds (a hang, not an error)."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as error:
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert outcome, f"still blocked after {limit}s: the broker's silence was waited on forever"
+    return outcome[0]
+
+
+@needs_redis_server
+def test_a_hung_broker_makes_send_raise_publish_error_not_block(tmp_path, envelope):
+    server = OwnRedis(tmp_path).start()
+    transport = RedisStreamsTransport(server.url, timeout=0.5)
+    publish(sample_receivers.order_placed, transport, envelope)
+    try:
+        sample_receivers.order_placed.send(sender=None, order=1)  # connected, answering
+        server.pause()  # SIGSTOP: the kernel still accepts connections; nobody answers
+        error = in_a_thread(lambda: sample_receivers.order_placed.send(sender=None, order=2), 20)
+        assert isinstance(error, PublishError), error
+        assert "Timeout" in str(error)
+        # A connection made while it hangs: accepted by the kernel, then silence.
+        fresh = RedisStreamsTransport(server.url, timeout=0.5)
+        error = in_a_thread(lambda: fresh.publish(ORDER, b"x"), 20)
+        assert isinstance(error, PublishError), error
+        fresh.close()
+
+        async def consume() -> None:
+            worker_side = RedisStreamsTransport(server.url, timeout=0.5)
+            try:
+                await worker_side.ensure_group(ORDER, "hung")
+            finally:
+                await worker_side.aclose()
+
+        error = in_a_thread(lambda: asyncio.run(consume()), 20)
+        assert isinstance(error, TransportError), error
+        server.resume()
+        sample_receivers.order_placed.send(sender=None, order=3)  # answering again
+    finally:
+        unpublish(sample_receivers.order_placed, transport)
+        transport.close()
+        server.stop()
+    assert RedisStreamsTransport(DEFAULT_URL).options["socket_timeout"] == 5.0

@@ -46,7 +46,9 @@ publishing and before deleting its row) is dropped by the server as a duplicate 
 the stream's ``duplicate_window`` (default 2 minutes). ``publish`` (blocking) runs on a
 private event loop thread, as nats-py is asyncio-only; ``apublish`` uses the caller's
 loop. A broker that cannot be reached or does not confirm within ``publish_timeout``
-raises :class:`~tocsin.remote.transport.PublishError`.
+raises :class:`~tocsin.remote.PublishError`. Every other timeout is set explicitly too:
+connecting (``connect_timeout``), JetStream API calls (``publish_timeout``), pings (10 s,
+two missed close the connection), flush and drain.
 
 *Atomicity.* JetStream has no multi-message transactions. ``dead_letter`` writes the
 letter (with a ``Nats-Msg-Id`` naming the message and its delivery count) and only then
@@ -272,11 +274,19 @@ class NatsJetStreamTransport(Transport):
             # connects afresh: no operation ever waits minutes for a dead server.
             "max_reconnect_attempts": 2,
             "reconnect_time_wait": 0.5,
+            # Every timeout explicit: a server that is up but silent is noticed by the
+            # pings (ping_interval x max_outstanding_pings), and no flush, drain or
+            # JetStream API call waits longer than its own bound.
+            "ping_interval": 10,
+            "max_outstanding_pings": 2,
+            "flush_timeout": self.publish_timeout,
+            "drain_timeout": self.connect_timeout,
             "error_cb": _quiet_error_cb,
         }
         options.update(self.options)
         client = await nats.connect(self.url, **options)
-        return _Connection(asyncio.get_running_loop(), client, client.jetstream())
+        js = client.jetstream(timeout=self.publish_timeout)
+        return _Connection(asyncio.get_running_loop(), client, js)
 
     async def _conn(self) -> _Connection:
         """The connection for the running loop (the async side), made on first use."""

@@ -5,7 +5,9 @@ connection: ``redis://user:password@host:6379/0`` for Redis AUTH (ACL user, or j
 ``:password@``), ``rediss://...`` for TLS (add ``?ssl_cert_reqs=required&ssl_ca_certs=
 /path/ca.pem`` to verify the server against your CA, ``ssl_certfile``/``ssl_keyfile``
 for client certificates), ``unix:///path/redis.sock`` for a socket. Extra keyword
-arguments go to ``redis.Redis.from_url``.
+arguments go to ``redis.Redis.from_url``. ``timeout`` (default 5 s) bounds connecting and
+every reply (``socket_connect_timeout``, ``socket_timeout``): a broker that is down *or*
+reachable but not answering makes ``publish`` raise ``PublishError`` within it.
 
 **RedisStreamsTransport** maps the transport model onto Redis Streams (Redis >= 6.2;
 7.0 recommended):
@@ -56,7 +58,11 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.retry import Retry as SyncRetry
 
 from tocsin.remote._url import DEFAULT_URL
 from tocsin.remote.broker import (
@@ -139,13 +145,22 @@ class _RedisBase(Transport):
         *,
         prefix: str = "tocsin:",
         dead_letter_maxlen: int | None = DEAD_LETTER_MAXLEN,
+        timeout: float = 5.0,
         **options: Any,
     ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive (seconds)")
         self.url = url
         self.prefix = prefix
         self.dead_letter_maxlen = dead_letter_maxlen
-        # A publish must fail fast and clearly when the broker is down, not hang.
-        options.setdefault("socket_connect_timeout", 5.0)
+        self.timeout = timeout
+        # Every timeout explicit, whatever redis-py's defaults (redis-py 5 has no read
+        # timeout at all): a broker that is down, or up but not answering (stopped,
+        # overloaded, a half-open connection), is an error within `timeout`, never a
+        # hang. Blocking reads wait less than that (see _block_ms).
+        options.setdefault("socket_connect_timeout", timeout)
+        options.setdefault("socket_timeout", timeout)
+        options.setdefault("health_check_interval", 30)
         self.options = options
         self._sync: redis.Redis | None = None
         self._async: aioredis.Redis | None = None
@@ -167,15 +182,33 @@ class _RedisBase(Transport):
     def client(self) -> redis.Redis:
         """The blocking client (created on first use)."""
         if self._sync is None:
-            self._sync = redis.Redis.from_url(self.url, **self.options)
+            options = dict(self.options)
+            # One quick retry on a broken connection (a restarted server closed it),
+            # none on a timeout: a silent server would multiply the wait.
+            options.setdefault(
+                "retry",
+                SyncRetry(ExponentialBackoff(cap=0.5, base=0.05), 1, (RedisConnectionError,)),
+            )
+            self._sync = redis.Redis.from_url(self.url, **options)
         return self._sync
 
     @property
     def aclient(self) -> aioredis.Redis:
         """The asyncio client (created on first use, in the loop that uses it)."""
         if self._async is None:
-            self._async = aioredis.Redis.from_url(self.url, **self.options)
+            options = dict(self.options)
+            options.setdefault(
+                "retry",
+                AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), 1, (RedisConnectionError,)),
+            )
+            self._async = aioredis.Redis.from_url(self.url, **options)
         return self._async
+
+    def _block_ms(self, seconds: float) -> int:
+        """A blocking read's BLOCK in ms: *seconds*, but shorter than the read timeout,
+        so that waiting for messages is never mistaken for a silent server."""
+        ceiling = self.options.get("socket_timeout") or self.timeout
+        return max(1, int(min(seconds, max(0.05, ceiling * 0.8)) * 1000))
 
     async def aclose(self) -> None:
         """Close the asyncio client."""
@@ -303,9 +336,12 @@ class RedisStreamsTransport(_RedisBase):
         prefix: str = "tocsin:",
         maxlen: int | None = 1_000_000,
         dead_letter_maxlen: int | None = DEAD_LETTER_MAXLEN,
+        timeout: float = 5.0,
         **options: Any,
     ) -> None:
-        super().__init__(url, prefix=prefix, dead_letter_maxlen=dead_letter_maxlen, **options)
+        super().__init__(
+            url, prefix=prefix, dead_letter_maxlen=dead_letter_maxlen, timeout=timeout, **options
+        )
         self.maxlen = maxlen
         # (due, stream, group, consumer, message id): nacked messages of this process.
         self._retries: list[tuple[float, str, str, str, str, float]] = []
@@ -379,7 +415,7 @@ class RedisStreamsTransport(_RedisBase):
                     consumer,
                     {self.key(s): ">" for s in streams},
                     count=count,
-                    block=max(1, int(block * 1000)),
+                    block=self._block_ms(block) if block > 0 else None,
                 )
             except ResponseError as error:
                 if "NOGROUP" not in str(error):
@@ -634,9 +670,12 @@ class RedisPubSubTransport(_RedisBase):
         *,
         prefix: str = "tocsin:",
         dead_letter_maxlen: int | None = DEAD_LETTER_MAXLEN,
+        timeout: float = 5.0,
         **options: Any,
     ) -> None:
-        super().__init__(url, prefix=prefix, dead_letter_maxlen=dead_letter_maxlen, **options)
+        super().__init__(
+            url, prefix=prefix, dead_letter_maxlen=dead_letter_maxlen, timeout=timeout, **options
+        )
         self._subscriptions: dict[tuple[str, str], Any] = {}
         self._retries: dict[tuple[str, str], list[tuple[float, int, Delivery]]] = {}
         self._counter = 0
