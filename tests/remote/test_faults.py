@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 
 from tests.remote import sample_receivers
-from tests.remote.helpers import ROOT, OwnRedis, run_cli
+from tests.remote.helpers import (
+    ROOT,
+    Output,
+    OwnRedis,
+    records,
+    run_cli,
+    start_worker,
+    wait_for,
+)
 from tocsin.remote import (
     DEFAULT_URL,
     Envelope,
@@ -324,3 +332,49 @@ def test_a_hung_broker_makes_send_raise_publish_error_not_block(tmp_path, envelo
         transport.close()
         server.stop()
     assert RedisStreamsTransport(DEFAULT_URL).options["socket_timeout"] == 5.0
+
+
+# --------------------------------------------------------------------------- finding 1
+
+
+def test_a_copy_of_an_event_in_flight_is_not_run_by_another_worker(
+    redis_url, prefix, transport, envelope
+):
+    record = f"{prefix}record"
+    key = transport.key(ORDER)
+    event = new_event(ORDER, None, {"order": 1, "sleep": 3.0})
+    transport.publish(ORDER, envelope.encode(event))
+    # A has room for one event only, so the copy can only go to B.
+    first = Output(
+        start_worker(redis_url, prefix, record, "--group", "billing", "--concurrency", "1")
+    )
+    second = None
+    try:
+        wait_for(lambda: started(redis_url, record, event.id), what="A to start the event")
+        second = Output(start_worker(redis_url, prefix, record, "--group", "billing"))
+        wait_for(lambda: second.has("started: 1 group(s)"), timeout=30, what="B to start")
+        # A verbatim copy of the event, injected while A is still in its receiver.
+        [(_, fields)] = transport.client.xrange(key, count=1)
+        transport.client.xadd(key, {"data": fields[b"data"]})
+        wait_for(
+            lambda: (
+                done(redis_url, record, event.id)
+                and transport.client.xpending(key, "billing")["pending"] == 0
+            ),
+            what="the event and its copy to be settled",
+        )
+    finally:
+        outputs = [first.stop()] + ([second.stop()] if second else [])
+    assert len(started(redis_url, record, event.id)) == 1, outputs
+    assert len(done(redis_url, record, event.id)) == 1, outputs
+    assert "duplicates=1" in "".join(outputs), outputs
+
+
+def started(url: str, record: str, event_id: str) -> list[dict[str, Any]]:
+    return [
+        r for r in records(url, record) if r["phase"] == "started" and r["event_id"] == event_id
+    ]
+
+
+def done(url: str, record: str, event_id: str) -> list[dict[str, Any]]:
+    return [r for r in records(url, record) if r["phase"] == "done" and r["event_id"] == event_id]
