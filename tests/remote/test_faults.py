@@ -378,3 +378,59 @@ def started(url: str, record: str, event_id: str) -> list[dict[str, Any]]:
 
 def done(url: str, record: str, event_id: str) -> list[dict[str, Any]]:
     return [r for r in records(url, record) if r["phase"] == "done" and r["event_id"] == event_id]
+
+
+# --------------------------------------------------------------------------- finding 5
+
+
+@needs_redis_server
+def test_a_settle_that_fails_during_an_outage_is_retried_not_run_again(tmp_path, envelope):
+    server = OwnRedis(tmp_path).start()
+    transport = RedisStreamsTransport(server.url, timeout=0.5)
+    transport.publish(ORDER, envelope.encode(new_event(ORDER, None, {"order": 1})))
+    transport.close()
+    entered, proceed = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    @remote_receiver(sample_receivers.order_placed, group="outage")
+    def bill(sender, order, **kwargs):
+        calls.append(order)
+        entered.set()
+        proceed.wait(30)
+
+    async def scenario() -> Worker:
+        worker = Worker(
+            RedisStreamsTransport(server.url, timeout=0.5),
+            envelope,
+            groups=["outage"],
+            claim_idle=2.0,  # a settle that gave up would be reclaimed and run again soon
+            poll_timeout=0.1,
+        )
+        worker.start()
+        try:
+            async with asyncio.timeout(30):
+                await asyncio.to_thread(entered.wait, 10)
+                await asyncio.to_thread(server.stop)  # the broker goes away mid-receiver
+                proceed.set()  # the receiver returns while the broker is down
+                while worker.stats.settle_retries < 2:
+                    await asyncio.sleep(0.02)
+                await asyncio.to_thread(server.start)  # and comes back
+                # Had the settle been given up, the event would stay pending, be
+                # reclaimed after claim_idle and run again before it counts as handled.
+                while worker.stats.handled < 1:
+                    await asyncio.sleep(0.02)
+        finally:
+            await worker.stop()
+        return worker
+
+    try:
+        worker = asyncio.run(scenario())
+        check = RedisStreamsTransport(server.url)
+        assert check.client.xpending(check.key(ORDER), "outage")["pending"] == 0
+        check.close()
+    finally:
+        proceed.set()
+        server.stop()
+    assert calls == [1]
+    assert worker.stats.handled == 1
+    assert worker.stats.reclaimed == 0

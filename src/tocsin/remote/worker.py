@@ -88,6 +88,7 @@ class WorkerStats:
     dead_lettered: int = 0
     duplicates: int = 0
     busy: int = 0
+    settle_retries: int = 0
     rejected: int = 0
     reclaimed: int = 0
     released: int = 0
@@ -101,7 +102,10 @@ class Worker:
     it declares receivers for (within ``envelope.allowed_signals``, if set): an event
     naming another signal is rejected as ``unknown-signal`` and dead-lettered, as under
     ``tocsin worker``. ``retry`` (a :class:`~tocsin.remote.RetryPolicy`) replaces
-    ``max_deliveries``, ``retry_backoff`` and ``retry_backoff_max``. ``consumer`` names
+    ``max_deliveries``, ``retry_backoff`` and ``retry_backoff_max``. An event whose
+    receivers returned while the broker was away is settled again and again (with
+    backoff) for up to ``settle_timeout`` seconds (default ``claim_idle``) before the
+    worker gives up on it (it is then redelivered). ``consumer`` names
     this process to the broker (default ``host:pid:random``). At most ``concurrency``
     events are handled at once; sync receivers run in threads, async ones on the worker's loop.
 
@@ -132,6 +136,7 @@ class Worker:
         log_every: float = 60.0,
         relays: Iterable[Relay] = (),
         retry: RetryPolicy | None = None,
+        settle_timeout: float | None = None,
     ) -> None:
         if concurrency < 1 or max_deliveries < 1 or claim_idle <= 0:
             raise ValueError("concurrency, max_deliveries and claim_idle must be positive")
@@ -143,6 +148,7 @@ class Worker:
         self.claim_idle = claim_idle
         self.dedupe_ttl = max(dedupe_ttl, envelope.replay_window)
         self.shutdown_timeout = shutdown_timeout
+        self.settle_timeout = claim_idle if settle_timeout is None else settle_timeout
         self.poll_timeout = poll_timeout
         self.log_every = log_every
         self.stats = WorkerStats()
@@ -573,8 +579,38 @@ class Worker:
         # Remembered before the ack (in one round trip with the other events settled at
         # the same time): a crash in between leads to a redelivery that is recognised as
         # done, not to running the receivers again.
+        await self._settle_handled(delivery, event.id)
+
+    async def _settle_handled(self, delivery: Delivery, event_id: str) -> None:
+        # The receivers returned: remember the id, then ack. If the broker is away (an
+        # outage), try again (bounded by settle_timeout) rather than leave the event
+        # pending, to be taken over and run a second time once the broker is back.
         assert self._settle is not None
-        await self._settle.submit((delivery, event.id))
+        delays = backoff(0.1, 2.0)
+        deadline = time.monotonic() + self.settle_timeout
+        while True:
+            try:
+                await self._settle.submit((delivery, event_id))
+                break
+            except TransportError as error:
+                if time.monotonic() >= deadline:
+                    logger.error(
+                        "event %s: handled, but could not be settled for %gs (%s): it will "
+                        "be delivered again",
+                        event_id,
+                        self.settle_timeout,
+                        error,
+                    )
+                    raise
+                self.stats.settle_retries += 1
+                delay = min(next(delays), max(0.0, deadline - time.monotonic()))
+                logger.warning(
+                    "event %s: handled; settling failed (%s), retrying in %.1fs",
+                    event_id,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
         self._claimed.pop(delivery, None)  # replaced by the handled mark
         self.stats.handled += 1
 
