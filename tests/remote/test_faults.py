@@ -434,3 +434,52 @@ def test_a_settle_that_fails_during_an_outage_is_retried_not_run_again(tmp_path,
     assert calls == [1]
     assert worker.stats.handled == 1
     assert worker.stats.reclaimed == 0
+
+
+# --------------------------------------------------------------------------- finding 2
+
+
+@pytest.mark.parametrize("groups", [12, 50])
+def test_a_lone_event_reaches_its_group_at_once_however_many_groups_a_worker_runs(
+    redis_url, prefix, transport, envelope, groups
+):
+    # One group per receiver (the default), each on a stream of its own, as receivers
+    # of different signals are: the old consume loops took turns in blocking reads on
+    # their own streams, so the one group with an event waited for all the others.
+    arrived: list[str] = []
+    for number in range(groups):
+        name = f"many-{number}"
+
+        def receiver(sender, order, _name=name, **kwargs):
+            arrived.append(_name)
+
+        remote_receiver(sample_receivers.order_placed, group=name, stream=name)(receiver)
+
+    async def scenario() -> tuple[Worker, list[str]]:
+        # A poll timeout far longer than the wait below: nothing but the event itself
+        # may wake its group in time.
+        worker = Worker(
+            RedisStreamsTransport(redis_url, prefix=prefix),
+            envelope,
+            groups=[f"many-{n}" for n in range(groups)],
+            poll_timeout=60.0,
+        )
+        worker.start()
+        loop = asyncio.get_running_loop()
+        reached: list[str] = []
+        try:
+            await asyncio.sleep(0.5)  # every group created and waiting, idle
+            for target in (f"many-{groups - 1}", "many-0", f"many-{groups // 2}"):
+                event = envelope.encode(new_event(ORDER, None, {"order": 1}))
+                await asyncio.to_thread(transport.publish, target, event)
+                deadline = loop.time() + 3.0
+                while target not in arrived and loop.time() < deadline:
+                    await asyncio.sleep(0.005)
+                reached += [name for name in arrived if name == target]
+        finally:
+            await worker.stop()
+        return worker, reached
+
+    worker, reached = asyncio.run(scenario())
+    assert reached == [f"many-{groups - 1}", "many-0", f"many-{groups // 2}"]
+    assert worker.stats.handled == 3

@@ -55,7 +55,7 @@ import hashlib
 import heapq
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -76,6 +76,7 @@ from tocsin.remote.broker import (
     Start,
     Transport,
     TransportError,
+    Watcher,
 )
 
 __all__ = ["DEFAULT_URL", "RedisPubSubTransport", "RedisStreamsTransport"]
@@ -482,6 +483,10 @@ class RedisStreamsTransport(_RedisBase):
 
     # -- consuming
 
+    def watcher(self, streams: Sequence[str]) -> Watcher:
+        """One blocking XREAD over *streams* for the whole worker (see the class)."""
+        return _StreamsWatcher(self, streams)
+
     async def consume(
         self,
         streams: Sequence[str],
@@ -687,6 +692,52 @@ class RedisStreamsTransport(_RedisBase):
                 pipe.xdel(self.dead_key(letter.stream), letter.id)
                 new_id, _ = await pipe.execute()
         return _text(new_id)
+
+
+class _StreamsWatcher(Watcher):
+    """One blocking XREAD (not a group read: it takes nothing) over every stream of a
+    worker, from the newest id seen: whatever the number of groups, one connection
+    waits, and a new message wakes the groups that read its stream at once."""
+
+    def __init__(self, transport: RedisStreamsTransport, streams: Sequence[str]) -> None:
+        super().__init__(streams)
+        self.transport = transport
+        self._ids: dict[str, str] | None = None
+
+    async def start(self) -> None:
+        """Note each stream's newest id (XREVRANGE ... COUNT 1)."""
+        transport = self.transport
+        ids: dict[str, str] = {}
+        with _translated(transport):
+            async with transport.aclient.pipeline(transaction=False) as pipe:
+                for stream in self.streams:
+                    pipe.xrevrange(transport.key(stream), "+", "-", count=1)
+                newest = await pipe.execute()
+        for stream, entries in zip(self.streams, newest, strict=True):
+            ids[transport.key(stream)] = _text(entries[0][0]) if entries else "0-0"
+        self._ids = ids
+
+    async def wait(self, timeout: float) -> Collection[str]:
+        """XREAD BLOCK up to *timeout* from the ids last seen; the streams that moved."""
+        if self._ids is None:
+            await self.start()
+        assert self._ids is not None
+        transport = self.transport
+        with _translated(transport):
+            reply = await transport.aclient.xread(
+                self._ids,  # type: ignore[arg-type]
+                count=100,
+                block=transport._block_ms(timeout) if timeout > 0 else None,
+            )
+        ready: set[str] = set()
+        items = reply.items() if isinstance(reply, dict) else (reply or [])
+        for key, entries in items:
+            if isinstance(entries, list) and entries and isinstance(entries[0], list):
+                entries = entries[0]  # RESP3 nests the entries one level deeper
+            if entries:
+                self._ids[_text(key)] = _text(entries[-1][0])
+                ready.add(_text(key)[len(transport.prefix) :])
+        return ready
 
 
 class _StreamDelivery(Delivery):
