@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -483,3 +484,54 @@ def test_a_lone_event_reaches_its_group_at_once_however_many_groups_a_worker_run
     worker, reached = asyncio.run(scenario())
     assert reached == [f"many-{groups - 1}", "many-0", f"many-{groups // 2}"]
     assert worker.stats.handled == 3
+
+
+# --------------------------------------------------------------------------- finding 9
+
+
+def test_an_event_handed_back_at_shutdown_is_taken_by_another_worker_at_once(
+    redis_url, prefix, transport, envelope
+):
+    record = f"{prefix}record"
+    event = new_event(ORDER, None, {"order": 9, "sleep": 5.0})
+    transport.publish(ORDER, envelope.encode(event))
+    first = Output(
+        start_worker(redis_url, prefix, record, "--group", "billing", "--shutdown-timeout", "0.2")
+    )
+    taken: list[tuple[int, int]] = []
+
+    @remote_receiver(sample_receivers.order_placed, group="billing")
+    async def bill(sender, order, event_id, **kwargs):
+        taken.append((order, kwargs.get("sleep", 0)))
+
+    async def scenario() -> Worker:
+        # claim_idle is long: only the hand-back, not an idle-timeout takeover, can
+        # bring the event here while the test waits.
+        worker = Worker(
+            RedisStreamsTransport(redis_url, prefix=prefix),
+            envelope,
+            receivers=[r for r in remote_receivers(["billing"]) if r.receiver is bill],
+            claim_idle=600.0,
+            poll_timeout=60.0,
+        )
+        worker.start()
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(0.3)  # this worker's first takeover sweep is behind it
+            first.process.send_signal(signal.SIGTERM)  # A hands the event back
+            deadline = loop.time() + 4.0  # under the 5 s between takeover sweeps
+            while not taken and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            await worker.stop()
+        return worker
+
+    try:
+        wait_for(lambda: started(redis_url, record, event.id), 15, "A to start the event")
+        worker = asyncio.run(scenario())
+    finally:
+        output = first.stop()
+    assert "released=1" in output, output
+    assert taken == [(9, 5.0)]
+    assert worker.stats.reclaimed == 0  # fetched as a new entry, not taken over
+    assert worker.stats.handled == 1

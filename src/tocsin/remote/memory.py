@@ -170,10 +170,11 @@ class MemoryTransport(Transport):
                     if len(found) >= count:
                         return found
                     if (
-                        pending.consumer == consumer
+                        pending.consumer in (consumer, "")  # "": handed back, for anyone
                         and pending.due is not None
                         and pending.due <= now
                     ):
+                        pending.consumer = consumer
                         pending.due, pending.count, pending.last_seen = (
                             None,
                             pending.count + 1,
@@ -388,4 +389,5 @@ class _MemoryDelivery(Delivery):
             if pending is not None and pending.consumer == self.consumer:
                 pending.last_seen = -float("inf")
                 pending.consumer = ""
+                pending.due = self.transport.clock()
                 self.transport.version += 1

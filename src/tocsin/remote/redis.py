@@ -18,6 +18,9 @@ reachable but not answering makes ``publish`` raise ``PublishError`` within it.
   list (PEL) until XACK, so a crash between receiving and acknowledging loses nothing;
 - ``claim_stale`` is XAUTOCLAIM: messages idle in another consumer's PEL for longer
   than the idle timeout move to the caller, and their delivery counter goes up;
+- ``release`` (the hand-back at shutdown) appends the message again for its group, with
+  its delivery count, and acks the old entry, in one transaction: other workers see it
+  at once;
 - ``nack(delay)`` keeps the message pending and schedules it on this transport; when it
   is due, ``consume`` takes it back with XCLAIM (which counts a delivery). If the
   process dies first, XAUTOCLAIM recovers it like any other pending message;
@@ -638,12 +641,15 @@ class RedisStreamsTransport(_RedisBase):
                 # A replayed dead letter meant for another group: not ours to handle.
                 await self.aclient.xack(self.key(stream), group, message_id)
                 continue
+            # A handed-back message carries the deliveries it had before.
+            earlier = int(fields.get(b"delivered", b"0") or 0)
             attempt = 1
             if not first:
                 pending = await self.aclient.xpending_range(
                     self.key(stream), group, message_id, message_id, 1
                 )
                 attempt = int(pending[0]["times_delivered"]) if pending else 1
+            attempt += earlier
             found.append(
                 _StreamDelivery(
                     self, stream, group, consumer, message_id, fields.get(b"data", b""), attempt
@@ -781,8 +787,21 @@ class _StreamDelivery(Delivery):
         await self._reset_idle(0)
 
     async def release(self) -> None:
-        # Make it look idle for a day: the next XAUTOCLAIM of any consumer takes it.
-        await self._reset_idle(86_400_000)
+        """Hand back at once: in one transaction, append the message again, for this
+        group only and with its delivery count, and ack this copy. The other workers'
+        watchers see a new entry and fetch it straight away (an idle-timeout takeover
+        would wait for their next XAUTOCLAIM sweep)."""
+        transport = self.transport
+        with _translated(transport):
+            async with transport.aclient.pipeline(transaction=True) as pipe:
+                pipe.xadd(
+                    transport.key(self.stream),
+                    {"data": self.data, "group": self.group, "delivered": self.attempt},
+                    maxlen=transport.maxlen,
+                    approximate=True,
+                )
+                pipe.xack(transport.key(self.stream), self.group, self.message_id)
+                await pipe.execute()
 
     async def _reset_idle(self, idle_ms: int) -> None:
         with _translated(self.transport):
