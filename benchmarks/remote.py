@@ -7,12 +7,11 @@ the same run, so that the ratio says what tocsin costs over Redis itself:
   loop of XADDs of pre-encoded bytes of the same size, one round trip per event for both
   (same batching: none). Ratio = plain time / tocsin time (1.0: as fast; target >= 0.7).
 - **end to end**: N events published, then consumed by a :class:`Worker` (verify, check
-  the idempotency store, call an async receiver, remember, XACK) against a plain loop of
+  the event id in the idempotency store, call an async receiver, remember, XACK) against a plain loop of
   XREADGROUP (COUNT = the worker's concurrency) and one XACK per event; both timed from
   the first publish to the last ack. Ratio as above (target >= 0.5). Batching: both
-  read up to ``concurrency`` (8) entries per XREADGROUP; the worker then checks the
-  batch's ids with one MGET and settles it (SET NX + XACK of every id) in one script
-  call, where the plain loop sends one XACK per entry. A second plain loop, with one
+  read up to ``concurrency`` (8) entries per XREADGROUP; the worker then claims the
+  batch's ids with one script call and settles it (SET + XACK of every id) in another, where the plain loop sends one XACK per entry. A second plain loop, with one
   XACK of the whole batch, is shown too: the like-for-like figure for the acks.
 - **latency** p50/p99 from ``send()`` to the remote receiver, events published at a
   fixed rate while a worker runs in another thread.
@@ -488,7 +487,7 @@ def markdown(results: Results) -> str:
             f"| {results.publish_tocsin:.3f} s | {results.publish_plain:.3f} s "
             f"| {results.publish_ratio:.2f} | >= 0.7 |",
             f"| end to end, {s['e2e_events']} events | XREADGROUP COUNT {batch}; plain: "
-            f"XACK per entry; tocsin: MGET + (SET NX, XACK) per batch "
+            f"XACK per entry; tocsin: claim script + (SET, XACK) per batch "
             f"| {results.e2e_tocsin:.3f} s | {results.e2e_plain:.3f} s "
             f"| {results.e2e_ratio:.2f} | >= 0.5 |",
             f"| end to end, plain acking per batch | XREADGROUP COUNT {batch}, "
