@@ -6,12 +6,13 @@ the same run, so that the ratio says what tocsin costs over Redis itself:
 - **publish**: ``signal.send()`` of a published signal (encode, sign, XADD) against a
   loop of XADDs of pre-encoded bytes of the same size, one round trip per event for both
   (same batching: none). Ratio = plain time / tocsin time (1.0: as fast; target >= 0.7).
-- **end to end**: N events published, then consumed by a :class:`Worker` (verify, check
-  the event id in the idempotency store, call an async receiver, remember, XACK) against a plain loop of
-  XREADGROUP (COUNT = the worker's concurrency) and one XACK per event; both timed from
-  the first publish to the last ack. Ratio as above (target >= 0.5). Batching: both
-  read up to ``concurrency`` (8) entries per XREADGROUP; the worker then claims the
-  batch's ids with one script call and settles it (SET + XACK of every id) in another, where the plain loop sends one XACK per entry. A second plain loop, with one
+- **end to end**: N events published, then consumed by a :class:`Worker` (verify, claim
+  the event id in the idempotency store, call an async receiver, remember, XACK) against
+  a plain loop of XREADGROUP (COUNT = the worker's concurrency) and one XACK per event;
+  both timed from the first publish to the last ack. Ratio as above (target >= 0.5).
+  Batching: both read up to ``concurrency`` (8) entries per XREADGROUP; the worker then
+  claims the batch's ids with one script call and settles it (SET + XACK of every id)
+  in another, where the plain loop sends one XACK per entry. A second plain loop, with one
   XACK of the whole batch, is shown too: the like-for-like figure for the acks.
 - **latency** p50/p99 from ``send()`` to the remote receiver, events published at a
   fixed rate while a worker runs in another thread.
