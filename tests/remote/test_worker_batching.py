@@ -283,7 +283,7 @@ def test_the_envelope_api_runs_an_event_without_a_worker(
 
     async def run_task(task_id: str) -> str:
         event = envelope.decode(data, redelivered=task_id != "t1")
-        verdict = await transport.claim(
+        verdict: str = await transport.claim(
             "tasks", event.id, consumer="celery@host", message=task_id, ttl=60
         )
         if verdict != "claimed":
