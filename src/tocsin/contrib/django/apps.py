@@ -11,3 +11,9 @@ class TocsinConfig(AppConfig):  # type: ignore[misc]  # Django ships no types
     name = "tocsin.contrib.django"
     label = "tocsin"
     verbose_name = "tocsin"
+
+    def ready(self) -> None:
+        """Hook tocsin into the project once its apps are loaded."""
+        from tocsin.contrib.django import transactions  # issue 14: after-commit on on_commit
+
+        transactions.install_transactions()
