@@ -9,6 +9,7 @@ once for the tests marked ``django_db``, Django's ``TestCase`` classes run as in
 from __future__ import annotations
 
 import os
+
 import django
 import pytest
 from django.conf import settings

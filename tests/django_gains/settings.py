@@ -42,7 +42,11 @@ def _postgres_reachable() -> str | None:
         import psycopg
 
         psycopg.connect(
-            host=POSTGRES_HOST, port=POSTGRES_PORT, user="postgres", dbname="test", connect_timeout=3
+            host=POSTGRES_HOST,
+            port=POSTGRES_PORT,
+            user="postgres",
+            dbname="test",
+            connect_timeout=3,
         ).close()
     except Exception as error:
         return f"{type(error).__name__}: {error}"

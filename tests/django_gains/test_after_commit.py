@@ -68,7 +68,7 @@ def test_inside_atomic_it_runs_after_the_commit(alias: str, calls: list[Any]) ->
 def test_a_rollback_drops_it(alias: str, calls: list[Any]) -> None:
     with pytest.raises(ZeroDivisionError), transaction.atomic(using=alias):
         Order.objects.using(alias).create(number="A1")
-        1 / 0  # noqa: B018
+        1 / 0
     assert calls == [("sent", "A1")]
     assert not Order.objects.using(alias).exists()
 
@@ -78,7 +78,7 @@ def test_a_rolled_back_savepoint_drops_only_its_own(alias: str, calls: list[Any]
         Order.objects.using(alias).create(number="outer")
         with pytest.raises(ZeroDivisionError), transaction.atomic(using=alias):
             Order.objects.using(alias).create(number="inner")
-            1 / 0  # noqa: B018
+            1 / 0
         with transaction.atomic(using=alias):  # released: waits for the outer commit
             Order.objects.using(alias).create(number="kept")
     committed = [number for what, number in calls if what == "committed"]

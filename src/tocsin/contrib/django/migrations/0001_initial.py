@@ -4,27 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='OutboxEvent',
+            name="OutboxEvent",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('stream', models.CharField(max_length=255)),
-                ('data', models.BinaryField()),
-                ('created_at', models.FloatField(help_text='Unix time the event was written')),
-                ('attempts', models.IntegerField(default=0, help_text='relay attempts that failed')),
-                ('last_error', models.TextField(blank=True, null=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("stream", models.CharField(max_length=255)),
+                ("data", models.BinaryField()),
+                ("created_at", models.FloatField(help_text="Unix time the event was written")),
+                (
+                    "attempts",
+                    models.IntegerField(default=0, help_text="relay attempts that failed"),
+                ),
+                ("last_error", models.TextField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'outbox event',
-                'db_table': 'tocsin_outbox',
-                'ordering': ('id',),
+                "verbose_name": "outbox event",
+                "db_table": "tocsin_outbox",
+                "ordering": ("id",),
             },
         ),
     ]
