@@ -8,11 +8,14 @@ once for the tests marked ``django_db``, Django's ``TestCase`` classes run as in
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import django
 import pytest
 from django.conf import settings
+from django.db import transaction
 
 from tests.django_gains import settings as project
 
@@ -29,3 +32,15 @@ def postgres_or_skip() -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}; CI requires it (set TOCSIN_POSTGRES_HOST)")
     pytest.skip(reason)
+
+
+class _Rollback(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def rolled_back(using: str = "default") -> Iterator[None]:
+    """An ``atomic(using=...)`` block that rolls back when it ends, as if it had raised."""
+    with contextlib.suppress(_Rollback), transaction.atomic(using=using):
+        yield
+        raise _Rollback

@@ -13,7 +13,7 @@ from django.db.models.signals import post_delete, post_save
 from django.test import TestCase
 
 import tocsin
-from tests.django_gains.conftest import postgres_or_skip
+from tests.django_gains.conftest import postgres_or_skip, rolled_back
 from tests.django_gains.shop.models import Order
 from tocsin.contrib.django.transactions import (
     install_transactions,
@@ -66,9 +66,8 @@ def test_inside_atomic_it_runs_after_the_commit(alias: str, calls: list[Any]) ->
 
 
 def test_a_rollback_drops_it(alias: str, calls: list[Any]) -> None:
-    with pytest.raises(ZeroDivisionError), transaction.atomic(using=alias):
+    with rolled_back(alias):
         Order.objects.using(alias).create(number="A1")
-        1 / 0
     assert calls == [("sent", "A1")]
     assert not Order.objects.using(alias).exists()
 
@@ -76,9 +75,8 @@ def test_a_rollback_drops_it(alias: str, calls: list[Any]) -> None:
 def test_a_rolled_back_savepoint_drops_only_its_own(alias: str, calls: list[Any]) -> None:
     with transaction.atomic(using=alias):
         Order.objects.using(alias).create(number="outer")
-        with pytest.raises(ZeroDivisionError), transaction.atomic(using=alias):
+        with rolled_back(alias):
             Order.objects.using(alias).create(number="inner")
-            1 / 0
         with transaction.atomic(using=alias):  # released: waits for the outer commit
             Order.objects.using(alias).create(number="kept")
     committed = [number for what, number in calls if what == "committed"]
@@ -201,12 +199,12 @@ class CaptureOnCommitTests(TestCase):  # type: ignore[misc]
     def test_the_receiver_waits_for_the_captured_commit(self) -> None:
         with self.captureOnCommitCallbacks(execute=True) as callbacks:
             Order.objects.create(number="T1")
-            self.assertEqual(self.committed, [])
-        self.assertEqual(len(callbacks), 1)
-        self.assertEqual(self.committed, ["T1"])
+            assert self.committed == []
+        assert len(callbacks) == 1
+        assert self.committed == ["T1"]
 
     def test_not_executed_it_never_runs(self) -> None:
         with self.captureOnCommitCallbacks() as callbacks:
             Order.objects.create(number="T2")
-        self.assertEqual(len(callbacks), 1)
-        self.assertEqual(self.committed, [])
+        assert len(callbacks) == 1
+        assert self.committed == []

@@ -13,7 +13,7 @@ import pytest
 from django.db import OperationalError, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
-from tests.django_gains.conftest import postgres_or_skip
+from tests.django_gains.conftest import postgres_or_skip, rolled_back
 from tests.django_gains.shop.models import Order, Sku
 from tests.django_gains.shop.signals import order_placed
 from tocsin.contrib.django.codec import TAG, ModelRef, django_model_codec, load_models
@@ -104,7 +104,7 @@ def test_a_row_deleted_since_loads_as_none_or_missing(envelope: Envelope) -> Non
 
 
 def test_an_unsaved_instance_cannot_be_encoded(envelope: Envelope) -> None:
-    with pytest.raises(TypeError, match="shop.Order instance has no primary key"):
+    with pytest.raises(TypeError, match=r"shop\.Order instance has no primary key"):
         envelope.codec.encode_value(Order(number="new"))
 
 
@@ -217,7 +217,8 @@ def test_a_receiver_survives_a_database_restart(wrapped: bool) -> None:
         settings["CONN_MAX_AGE"] = saved
     if wrapped:
         assert outcomes[1] == "failed"  # the event that met the dead connection
-        assert isinstance(outcomes[2], int) and outcomes[2] != first  # its retry: a new one
+        assert isinstance(outcomes[2], int)
+        assert outcomes[2] != first  # its retry ran on a new connection
     else:
         assert outcomes[1:] == ["failed", "failed"]  # stuck on the dead connection
 
@@ -229,9 +230,8 @@ def test_on_commit_publishing_waits_for_djangos_commit(
     memory: MemoryTransport, envelope: Envelope
 ) -> None:
     publish(order_placed, memory, envelope, on_commit=True)
-    with pytest.raises(ZeroDivisionError), transaction.atomic():
+    with rolled_back():
         order_placed.send(None, order=Order.objects.create(number="R1"))
-        1 / 0
     assert memory.messages(STREAM) == []
     with transaction.atomic():
         order_placed.send(None, order=Order.objects.create(number="R2"))
@@ -257,16 +257,14 @@ def test_outbox_rows_commit_and_roll_back_with_the_data(
     alias: str, memory: MemoryTransport, envelope: Envelope
 ) -> None:
     publish(order_placed, DjangoOutboxTransport(memory, using=alias), envelope)
-    with pytest.raises(ZeroDivisionError), transaction.atomic(using=alias):
+    with rolled_back(alias):
         order_placed.send(None, order=Order.objects.using(alias).create(number="O1"))
         assert OutboxEvent.objects.using(alias).count() == 1
-        1 / 0
     assert OutboxEvent.objects.using(alias).count() == 0
     with transaction.atomic(using=alias):
         order_placed.send(None, order=Order.objects.using(alias).create(number="O2"))
-        with pytest.raises(ZeroDivisionError), transaction.atomic(using=alias):
+        with rolled_back(alias):
             order_placed.send(None, order=Order.objects.using(alias).create(number="O3"))
-            1 / 0
     assert memory.messages(STREAM) == []  # nothing reaches the broker by itself
     [row] = OutboxEvent.objects.using(alias).all()
     assert row.stream == STREAM
@@ -301,7 +299,7 @@ def test_writing_to_another_database(memory: MemoryTransport, envelope: Envelope
         order_placed.send(None, order=Order.objects.using(pg).create(number="P1"))
     assert OutboxEvent.objects.using(pg).count() == 1
     assert OutboxEvent.objects.using("default").count() == 0
-    with pytest.raises(ValueError, match="no database 'nope' in settings.DATABASES"):
+    with pytest.raises(ValueError, match=r"no database 'nope' in settings\.DATABASES"):
         writing_to("nope").__enter__()
 
 

@@ -52,7 +52,7 @@ _HAS_ROBUST = "robust" in inspect.signature(transaction.on_commit).parameters
 def _alias(using: object) -> str:
     if isinstance(using, str) and using in connections.settings:
         return using
-    return DEFAULT_DB_ALIAS
+    return str(DEFAULT_DB_ALIAS)
 
 
 def scheduler_for(using: str | None = None) -> Scheduler | None:
