@@ -44,3 +44,17 @@ def rolled_back(using: str = "default") -> Iterator[None]:
     with contextlib.suppress(_Rollback), transaction.atomic(using=using):
         yield
         raise _Rollback
+
+
+def _switched() -> bool:
+    from django.db.models.signals import post_save
+
+    from tocsin import Signal
+
+    return isinstance(post_save, Signal)
+
+
+#: Tests of what needs Django's signals to be tocsin signals (the app's switch, issue 13).
+needs_switch = pytest.mark.skipif(
+    not _switched(), reason="Django's signals are not tocsin signals in this build"
+)
