@@ -31,7 +31,8 @@ from tocsin.contrib.django.outbox import DjangoOutboxTransport
 from tocsin.remote import publish
 
 options = {"url": "%(url)s", "prefix": "%(prefix)s"}
-publish(order_placed, DjangoOutboxTransport(_options.transport(options)), _options.envelope(options))
+outbox = DjangoOutboxTransport(_options.transport(options))
+publish(order_placed, outbox, _options.envelope(options))
 with transaction.atomic():
     order_placed.send(None, order=Order.objects.create(number="R1"))
 with transaction.atomic():

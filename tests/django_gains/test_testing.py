@@ -127,7 +127,8 @@ def test_a_factory_class_as_factory_boy_decorates_them() -> None:
     class OrderFactory:
         @classmethod
         def _generate(cls, strategy: str, params: dict[str, Any]) -> Order:
-            return Order.objects.create(**params)
+            order: Order = Order.objects.create(**params)
+            return order
 
         @classmethod
         def create(cls, **params: Any) -> Order:

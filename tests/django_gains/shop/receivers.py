@@ -1,6 +1,6 @@
-"""Remote receivers the management commands find (``receivers`` modules are imported).
+"""Receivers the management commands find (each app's ``receivers`` module is imported).
 
-They record what they received to the file named by $TOCSIN_TEST_RECORD, when set, so
+The remote ones record what they received to the file named by $TOCSIN_TEST_RECORD, when set, so
 the tests in other processes can see it.
 """
 
@@ -10,9 +10,24 @@ import json
 import os
 from typing import Any
 
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+import tocsin
 from tests.django_gains.shop.models import Order
 from tests.django_gains.shop.signals import order_placed
 from tocsin.remote import remote_receiver
+
+
+@receiver(post_save, sender=Order, dispatch_uid="shop-order-saved")  # type: ignore[untyped-decorator]
+def order_saved(sender: type[Order], instance: Order, created: bool, **kwargs: Any) -> None:
+    """A plain Django receiver, as every project has them."""
+
+
+@tocsin.receiver(order_placed, dispatch_uid="shop-audit", weak=False)
+@tocsin.after_commit
+def audit_order(sender: Any, order: Order, **kwargs: Any) -> None:
+    """An after-commit receiver of the shop's own signal."""
 
 
 @remote_receiver(order_placed, group="shop-invoices")

@@ -54,7 +54,7 @@ __all__ = ["mute_signals"]
 _T = TypeVar("_T")
 
 
-class mute_signals:  # noqa: N801  (named as the factory_boy helper it replaces)
+class mute_signals:
     """Mute *signals* (see the module docstring); a context manager and a decorator of
     ``TestCase`` classes, factory classes, functions and ``async def`` functions."""
 
@@ -146,14 +146,14 @@ class mute_signals:  # noqa: N801  (named as the factory_boy helper it replaces)
         own = cls.__dict__.get("setUpClass")
         muting = self
 
-        def setUpClass(klass: type[unittest.TestCase]) -> None:  # noqa: N802
+        def setUpClass(klass: type[unittest.TestCase]) -> None:
             muting.__enter__()
             # Class cleanups run after tearDownClass, and also when setUpClass fails.
             klass.addClassCleanup(muting.__exit__, None, None, None)
             if own is not None:
                 own.__func__(klass)
             else:
-                super(cls, klass).setUpClass()
+                super(cls, klass).setUpClass()  # type: ignore[misc]
 
         cls.setUpClass = classmethod(setUpClass)  # type: ignore[assignment,method-assign]
         return cls
