@@ -36,6 +36,9 @@ from tocsin.remote import Codec, default_codecs
 
 __all__ = ["TAG", "ModelRef", "django_model_codec", "load_models"]
 
+# Django ships no types: pyright reads its source and cannot follow this one.
+_connections: Any = connections
+
 #: The codec's tag on the wire.
 TAG = "django-model"
 
@@ -60,7 +63,8 @@ class ModelRef:
         """Return the instance, fetched now with the model's default manager, or
         ``missing(model, pk)`` (None by default) when no row has that primary key
         (after ``post_delete``, say). Database errors propagate (the worker retries)."""
-        manager = self.model._default_manager.db_manager(self.using)
+        model: Any = self.model
+        manager = model._default_manager.db_manager(self.using)
         instance = manager.filter(pk=self.pk).first()
         if instance is None and self.missing is not None:
             return self.missing(self.model, self.pk)
@@ -85,10 +89,11 @@ def django_model_codec(
     def is_instance(value: Any) -> bool:
         return isinstance(value, Model)
 
-    def encode(value: Model) -> dict[str, Any]:
+    def encode(value: Any) -> dict[str, Any]:
+        label = type(value)._meta.label
         if value.pk is None:
-            raise TypeError(f"{type(value)._meta.label} instance has no primary key yet")
-        return {"model": type(value)._meta.label, "pk": value.pk, "db": value._state.db}
+            raise TypeError(f"{label} instance has no primary key yet")
+        return {"model": label, "pk": value.pk, "db": value._state.db}
 
     def decode(payload: dict[str, Any]) -> ModelRef:
         label = payload["model"]
@@ -98,7 +103,7 @@ def django_model_codec(
         database = payload.get("db")
         if using is not None:
             database = using
-        elif not isinstance(database, str) or database not in connections.settings:
+        elif not isinstance(database, str) or database not in _connections.settings:
             database = DEFAULT_DB_ALIAS
         return ModelRef(model, payload["pk"], database, missing)
 

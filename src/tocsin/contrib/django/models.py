@@ -17,7 +17,7 @@ class OutboxEvent(models.Model):  # type: ignore[misc]  # Django ships no types
     stream = models.CharField(max_length=255)
     data = models.BinaryField()
     created_at = models.FloatField(help_text="Unix time the event was written")
-    attempts = models.IntegerField(default=0, help_text="relay attempts that failed")
+    attempts = models.IntegerField(default=0, help_text="relay attempts that failed")  # pyright: ignore[reportArgumentType]
     last_error = models.TextField(null=True, blank=True)
 
     class Meta:

@@ -37,7 +37,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
@@ -49,6 +49,26 @@ __all__ = ["DjangoOutboxTransport", "DjangoRelay", "writing_to"]
 
 logger = logging.getLogger("tocsin.remote")
 
+# Django ships no types: pyright reads its source and cannot follow these.
+_connections: Any = connections
+_atomic: Any = transaction.atomic
+
+
+def _outbox(using: str) -> Any:
+    """The outbox rows of database *using* (a QuerySet)."""
+    from tocsin.contrib.django.models import OutboxEvent
+
+    model: Any = OutboxEvent
+    return model.objects.using(using)
+
+
+def _table() -> _Table:
+    from tocsin.contrib.django.models import OutboxEvent
+
+    model: Any = OutboxEvent
+    return _Table(model._meta.db_table)
+
+
 _using: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "tocsin_django_outbox", default=None
 )
@@ -58,7 +78,7 @@ _using: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 def writing_to(using: str) -> Iterator[None]:
     """Write outbox events to the database *using* within the block (for data saved
     on another database than the transport's)."""
-    if using not in connections.settings:
+    if using not in _connections.settings:
         raise ValueError(f"no database {using!r} in settings.DATABASES")
     token = _using.set(using)
     try:
@@ -77,11 +97,9 @@ class DjangoOutboxTransport(OutboxTransport):
     ``"outbox:<row id>"``."""
 
     def __init__(self, target: Transport, *, using: str = DEFAULT_DB_ALIAS) -> None:
-        from tocsin.contrib.django.models import OutboxEvent
-
         self.target = target
         self.using = using
-        self.table = _Table(OutboxEvent._meta.db_table)  # type: ignore[assignment]
+        self.table = _table()  # type: ignore[assignment]
         self.supports_groups = target.supports_groups
 
     def __repr__(self) -> str:
@@ -89,10 +107,8 @@ class DjangoOutboxTransport(OutboxTransport):
 
     def publish(self, stream: str, data: bytes) -> str:
         """Insert the event on the current outbox database; returns its row id."""
-        from tocsin.contrib.django.models import OutboxEvent
-
         using = _using.get() or self.using
-        row = OutboxEvent.objects.using(using).create(
+        row = _outbox(using).create(
             stream=stream, data=bytes(data), created_at=time.time(), attempts=0
         )
         return f"outbox:{row.pk}"
@@ -120,13 +136,11 @@ class DjangoRelay:
     ) -> None:
         if batch < 1 or interval <= 0:
             raise ValueError("batch and interval must be positive")
-        from tocsin.contrib.django.models import OutboxEvent
-
         self.target = target
         self.using = using
         self.batch = batch
         self.interval = interval
-        self.table = _Table(OutboxEvent._meta.db_table)
+        self.table = _table()
         #: Rows relayed since this relay was made.
         self.relayed = 0
         self._stop = threading.Event()
@@ -141,14 +155,12 @@ class DjangoRelay:
         """
         from django.db.models import F
 
-        from tocsin.contrib.django.models import OutboxEvent
-
-        rows = OutboxEvent.objects.using(self.using).order_by("id")
+        rows = _outbox(self.using).order_by("id")
         published: list[int] = []
         close_stale_connections()
         try:
-            with transaction.atomic(using=self.using):
-                if connections[self.using].features.has_select_for_update_skip_locked:
+            with _atomic(using=self.using):
+                if _connections[self.using].features.has_select_for_update_skip_locked:
                     rows = rows.select_for_update(skip_locked=True)
                 batch = list(rows.values_list("id", "stream", "data")[: self.batch])
                 for row_id, stream, data in batch:
@@ -163,7 +175,7 @@ class DjangoRelay:
                             error,
                             len(batch) - len(published),
                         )
-                        OutboxEvent.objects.using(self.using).filter(id=row_id).update(
+                        _outbox(self.using).filter(id=row_id).update(
                             attempts=F("attempts") + 1, last_error=str(error)[:2000]
                         )
                         break
@@ -171,7 +183,7 @@ class DjangoRelay:
                 if published:
                     # In the transaction that read them: a crash before the commit
                     # republishes them (at-least-once), never loses them.
-                    OutboxEvent.objects.using(self.using).filter(id__in=published).delete()
+                    _outbox(self.using).filter(id__in=published).delete()
         finally:
             close_stale_connections()
         self.relayed += len(published)
@@ -179,9 +191,7 @@ class DjangoRelay:
 
     def pending(self) -> int:
         """How many rows wait in the outbox."""
-        from tocsin.contrib.django.models import OutboxEvent
-
-        return int(OutboxEvent.objects.using(self.using).count())
+        return int(_outbox(self.using).count())
 
     def stop(self) -> None:
         """Ask :meth:`run_forever` / :meth:`run` to stop after the current batch."""
@@ -229,4 +239,4 @@ class DjangoRelay:
             finally:
                 self._stop.set()
                 # The relay thread's connection, closed in that thread.
-                await loop.run_in_executor(thread, connections.close_all)
+                await loop.run_in_executor(thread, _connections.close_all)

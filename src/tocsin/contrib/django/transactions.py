@@ -49,8 +49,12 @@ logger = logging.getLogger("tocsin.dispatch")
 _HAS_ROBUST = "robust" in inspect.signature(transaction.on_commit).parameters
 
 
+# Django ships no types: pyright reads its source and cannot follow this one.
+_connections: Any = connections
+
+
 def _alias(using: object) -> str:
-    if isinstance(using, str) and using in connections.settings:
+    if isinstance(using, str) and using in _connections.settings:
         return using
     return str(DEFAULT_DB_ALIAS)
 
