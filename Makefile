@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean
+.PHONY: django-stubs demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench-quick: $(BIN)/.installed
 
 clean:
 	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+
+## make django-stubs: django-stubs into .tools (the typed Django signals are also checked with them)
+django-stubs: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target .tools/django-stubs django-stubs django-stubs-ext
 
 ## make typecheck-pyright: pyright (pinned, from npm into .tools) on src; strict on the typed-signal modules
 PYRIGHT_VERSION ?= 1.1.414
