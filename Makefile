@@ -11,10 +11,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench]'
 	touch $@
 
-## make demo: run the demo (in-process signals, then model signals on SQLite: no services)
+## make demo: run the demo (in-process signals, then model signals on SQLite, then a Django project: no services)
 demo:
 	$(PYTHON) -m venv $(VENV)-demo
-	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy,jinja2,redis]' starlette uvicorn httpx
+	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy,jinja2,redis]' starlette uvicorn httpx 'django>=4.2'
 	$(VENV)-demo/bin/python examples/demo.py
 
 ## make test: lint, type-check (mypy, pyright), and run the whole suite on every CPython >= 3.11 here
