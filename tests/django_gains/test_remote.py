@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 from django.db import OperationalError, connections, transaction
+from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 
-from tests.django_gains.conftest import postgres_or_skip, rolled_back
+from tests.django_gains.conftest import needs_switch, postgres_or_skip, rolled_back
 from tests.django_gains.shop.models import Order, Sku
 from tests.django_gains.shop.signals import order_placed
+from tocsin import Signal
 from tocsin.contrib.django.codec import TAG, ModelRef, django_model_codec, load_models
 from tocsin.contrib.django.models import OutboxEvent
 from tocsin.contrib.django.outbox import DjangoOutboxTransport, DjangoRelay, writing_to
@@ -36,6 +38,7 @@ from tocsin.remote import (
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 STREAM = "tests.django_gains.shop.signals.order_placed"
+POST_SAVE = "django.db.models.signals.post_save"
 
 
 @pytest.fixture
@@ -54,9 +57,12 @@ def forget_receivers() -> Iterator[None]:
     """Remote receivers and publishers set up by a test are gone after it."""
     yield
     clear_remote_receivers(["test-invoices"])
-    for connection in order_placed.connections():
-        if isinstance(connection.receiver, Publisher):
-            order_placed.disconnect(sender=connection.sender, dispatch_uid=connection.dispatch_uid)
+    for signal in (order_placed, post_save):
+        if not isinstance(signal, Signal):  # Django's own dispatcher: nothing was published
+            continue
+        for connection in signal.connections():
+            if isinstance(connection.receiver, Publisher):
+                signal.disconnect(sender=connection.sender, dispatch_uid=connection.dispatch_uid)
 
 
 async def run_until(worker: Worker, condition: Any, timeout: float = 10.0) -> None:
@@ -306,3 +312,30 @@ def test_writing_to_another_database(memory: MemoryTransport, envelope: Envelope
 def test_relay_arguments_are_checked(memory: MemoryTransport) -> None:
     with pytest.raises(ValueError, match="batch and interval must be positive"):
         DjangoRelay(memory, batch=0)
+
+
+@needs_switch
+def test_djangos_post_save_through_a_broker(memory: MemoryTransport, envelope: Envelope) -> None:
+    """Django's own post_save, published on commit and received in a worker, the saved
+    instance loaded there, the sender filter applied to the model class."""
+    got: list[tuple[Any, ...]] = []
+
+    @remote_receiver(post_save, group="test-invoices", sender=Order)
+    def on_saved(sender: Any, instance: Order, created: bool, **kwargs: Any) -> None:
+        got.append((sender, type(instance), instance.number, created, kwargs["using"]))
+
+    publish(post_save, memory, envelope, sender=Order, on_commit=True)
+    with transaction.atomic():
+        order = Order.objects.create(number="S1")
+        Sku.objects.create(code="not-published")
+        assert memory.messages(POST_SAVE) == []
+    order.number = "S1-renamed"
+    order.save(update_fields=["number"])
+    assert len(memory.messages(POST_SAVE)) == 2
+    worker = django_worker(memory, envelope, groups=["test-invoices"], poll_timeout=0.05)
+    asyncio.run(run_until(worker, lambda: len(got) == 2))
+    # Both events load the row as it is now: references name rows, not their old values.
+    assert got == [
+        (Order, Order, "S1-renamed", True, "default"),
+        (Order, Order, "S1-renamed", False, "default"),
+    ]
