@@ -20,12 +20,12 @@ import pytest
 from tests.remote.helpers import TEST_KEYS, redis_or_skip, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-MANAGE = [sys.executable, str(Path(__file__).with_name("manage.py"))]
+MANAGE = [sys.executable, str(Path(__file__).parent / "project" / "manage.py")]
 
 PLACE_ORDER = """
 from django.db import transaction
-from tests.django_gains.shop.models import Order
-from tests.django_gains.shop.signals import order_placed
+from tests.django_gains.project.shop.models import Order
+from tests.django_gains.project.shop.signals import order_placed
 from tocsin.contrib.django.management import _options
 from tocsin.contrib.django.outbox import DjangoOutboxTransport
 from tocsin.remote import publish

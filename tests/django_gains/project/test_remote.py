@@ -14,9 +14,9 @@ from django.db import OperationalError, connections, transaction
 from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 
-from tests.django_gains.conftest import needs_switch, postgres_or_skip, rolled_back
-from tests.django_gains.shop.models import Order, Sku
-from tests.django_gains.shop.signals import order_placed
+from tests.django_gains.project.conftest import needs_switch, postgres_or_skip, rolled_back
+from tests.django_gains.project.shop.models import Order, Sku
+from tests.django_gains.project.shop.signals import order_placed
 from tocsin import Signal
 from tocsin.contrib.django.codec import TAG, ModelRef, django_model_codec, load_models
 from tocsin.contrib.django.models import OutboxEvent
@@ -37,7 +37,7 @@ from tocsin.remote import (
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-STREAM = "tests.django_gains.shop.signals.order_placed"
+STREAM = "tests.django_gains.project.shop.signals.order_placed"
 POST_SAVE = "django.db.models.signals.post_save"
 
 

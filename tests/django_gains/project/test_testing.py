@@ -12,8 +12,8 @@ import pytest
 from django.db.models.signals import post_save, pre_save
 from django.test import TestCase
 
-from tests.django_gains.conftest import needs_switch
-from tests.django_gains.shop.models import Order, Tag
+from tests.django_gains.project.conftest import needs_switch
+from tests.django_gains.project.shop.models import Order, Tag
 from tocsin.contrib.django.testing import mute_signals
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.django_gains.conftest import needs_switch
+from tests.django_gains.project.conftest import needs_switch
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 TESTS = """
 import pytest
 from django.db.models.signals import post_save, pre_save
 
-from tests.django_gains.shop.models import Order, Tag
+from tests.django_gains.project.shop.models import Order, Tag
 
 heard = []
 
@@ -99,6 +99,6 @@ def test_fixtures_and_marker_under_pytest_django(
     pytester.makepyfile(test_shop=TESTS)
     pytester.makeini("[pytest]\nfilterwarnings = error\n")
     result = pytester.runpytest_subprocess(
-        "--ds=tests.django_gains.settings", "-p", "no:cacheprovider", "-q"
+        "--ds=tests.django_gains.project.settings", "-p", "no:cacheprovider", "-q"
     )
     result.assert_outcomes(passed=5)

@@ -13,8 +13,8 @@ from django.db.models.signals import post_delete, post_save
 from django.test import TestCase
 
 import tocsin
-from tests.django_gains.conftest import postgres_or_skip, rolled_back
-from tests.django_gains.shop.models import Order
+from tests.django_gains.project.conftest import postgres_or_skip, rolled_back
+from tests.django_gains.project.shop.models import Order
 from tocsin.contrib.django.transactions import (
     install_transactions,
     scheduler_for,

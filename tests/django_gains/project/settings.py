@@ -18,9 +18,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "tocsin.contrib.django",
-    "tests.django_gains.shop",
+    "tests.django_gains.project.shop",
 ]
-ROOT_URLCONF = "tests.django_gains.urls"
+ROOT_URLCONF = "tests.django_gains.project.urls"
 MIDDLEWARE: list[str] = []
 
 _sqlite = os.environ.get("TOCSIN_DJANGO_SQLITE")

@@ -14,8 +14,8 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 import tocsin
-from tests.django_gains.shop.models import Order
-from tests.django_gains.shop.signals import order_placed
+from tests.django_gains.project.shop.models import Order
+from tests.django_gains.project.shop.signals import order_placed
 from tocsin.remote import remote_receiver
 
 

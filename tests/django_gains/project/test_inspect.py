@@ -12,8 +12,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tests.django_gains.conftest import needs_switch
-from tests.django_gains.shop import receivers
+from tests.django_gains.project.conftest import needs_switch
+from tests.django_gains.project.shop import receivers
 
 RECEIVERS_FILE = Path(receivers.__file__).resolve()
 
@@ -33,15 +33,15 @@ def line_of(function: Any) -> int:
 
 
 def test_local_and_remote_receivers_with_where_and_how() -> None:
-    signal = inspect_json()["tests.django_gains.shop.signals.order_placed"]
+    signal = inspect_json()["tests.django_gains.project.shop.signals.order_placed"]
     [local] = signal["receivers"]
-    assert local["name"] == "tests.django_gains.shop.receivers.audit_order"
+    assert local["name"] == "tests.django_gains.project.shop.receivers.audit_order"
     assert (Path(local["file"]), local["line"]) == (RECEIVERS_FILE, line_of(receivers.audit_order))
     assert local["after_commit"] is True
     assert local["weak"] is False
     assert local["dispatch_uid"] == "shop-audit"
     [remote] = signal["remote"]
-    assert remote["name"] == "tests.django_gains.shop.receivers.make_invoice"
+    assert remote["name"] == "tests.django_gains.project.shop.receivers.make_invoice"
     assert remote["group"] == "shop-invoices"
     assert remote["broadcast"] is False
     assert (Path(remote["file"]), remote["line"]) == (
@@ -68,7 +68,7 @@ def test_djangos_own_signals_and_receivers_are_listed() -> None:
     signals = inspect_json()
     saved = signals["django.db.models.signals.post_save"]
     [mine] = [r for r in saved["receivers"] if r["dispatch_uid"] == "shop-order-saved"]
-    assert mine["sender"] == "tests.django_gains.shop.models.Order"
+    assert mine["sender"] == "tests.django_gains.project.shop.models.Order"
     assert mine["weak"] is True
     assert mine["line"] == receivers.order_saved.__code__.co_firstlineno
     # Receivers Django's own apps connect (contenttypes, auth) are there too.
