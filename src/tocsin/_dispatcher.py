@@ -699,7 +699,8 @@ class Signal:
             self._cache.clear()
         else:
             self._cache.pop(bucket.sender_key, None)
-        if logger.isEnabledFor(logging.DEBUG):
+        # At interpreter exit this module's globals may be gone before the receivers.
+        if logger is not None and logger.isEnabledFor(10):  # logging.DEBUG
             logger.debug(
                 "A weakly referenced receiver of %r was garbage collected and disconnected "
                 "(key %r)",
@@ -809,6 +810,28 @@ class Signal:
     def sender_receivers_cache(self) -> dict[int, Resolved]:
         """The cache of resolved receivers. Clearing it is always safe (and never needed)."""
         return self._cache
+
+    def _live_receivers(self, sender: object) -> tuple[list[Receiver], list[Receiver]]:
+        """Django's: the live receivers ``send(sender)`` would call, as a pair of lists
+        (sync, async), each in dispatch order. Django 5.0 to 6.1 return this shape."""
+        sync, async_ = self._cache.get(id(sender)) or self._resolve(sender)
+        return _live(sync), _live(async_)
+
+    def _clear_dead_receivers(self) -> None:
+        """Django's: drop the entries of garbage-collected receivers and senders (the
+        caller holds ``lock``, as in Django). tocsin drops them as they die, so this only
+        finishes what a collection had to queue while the lock was held."""
+        self._collect_dead()
+
+    @property
+    def _dead_receivers(self) -> bool:
+        """Django's flag "some entries are dead and not yet dropped"."""
+        return bool(self._dead)
+
+    @_dead_receivers.setter
+    def _dead_receivers(self, value: bool) -> None:
+        # Django's _flag_dead_receivers sets it; tocsin's own callbacks already did the work.
+        pass
 
 
 @overload
