@@ -352,10 +352,12 @@ def install() -> int:
         _dispatcher.logger = logging.getLogger("django.dispatch")
         _async.follow_asgiref = True
         _EntryShape.django_width = 4 if django.VERSION >= (6, 0) else 3
+        # type(), not isinstance(): that would read __class__, which lazy objects
+        # (Django's settings among them) answer by setting themselves up.
         signals = [
             obj
             for obj in gc.get_objects()
-            if isinstance(obj, _DJANGO_SIGNAL) and not isinstance(obj, Signal)
+            if issubclass(type(obj), _DJANGO_SIGNAL) and not issubclass(type(obj), Signal)
         ]
         senders = _find_senders(signals)
         modules = _modules_of(signals)

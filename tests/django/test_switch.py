@@ -1,0 +1,144 @@
+"""The switch: from django.setup() on, every Django signal is a tocsin Signal.
+
+What happens at set-up is seen in fresh processes (tests/django/scenario.py), one per
+place of the app in INSTALLED_APPS; switching off and on again is seen in this one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tocsin
+import tocsin.contrib.django
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def scenario(position: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.django.scenario", position],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("position", ["first", "middle", "last"])
+def test_every_django_signal_is_a_tocsin_signal_wherever_the_app_is_listed(position: str):
+    result = scenario(position)
+    assert result["error"] is None
+    assert result["not_switched"] == []
+    assert result["post_save_class"] == "DjangoModelSignal"
+    # Signals made after the switch, from Django's name or from a kept reference to
+    # Django's class, are tocsin's too.
+    assert result["later_is_tocsin"] is True
+    assert result["later_from_django_name_is_tocsin"] is True
+
+
+@pytest.mark.parametrize("position", ["first", "middle", "last"])
+def test_receivers_connected_before_the_switch_are_kept_in_order(position: str):
+    result = scenario(position)
+    before, after = result["before"], result["after"]
+    assert set(after) == set(before)
+    for signal, receivers in before.items():
+        # Receivers, senders, weak or strong, dispatch_uids, in order; apps set up after
+        # the switch may only have added receivers at the end.
+        assert after[signal][: len(receivers)] == receivers
+    third_party = [rows for rows in before.values() if rows and rows[0][0] == "__main__.paid"]
+    assert third_party == [
+        [
+            ["__main__.paid", None, True, None],
+            ["__main__.<lambda>", None, False, None],
+            ["__main__.paid", None, True, "paid-once"],
+            ["__main__.paid", third_party[0][3][1], True, None],
+            ["tests.django.thirdparty.Payment.on_paid", None, True, None],
+        ]
+    ]
+
+
+def test_the_kept_receivers_are_called_by_the_tocsin_signal():
+    result = scenario("middle")
+    assert result["order_paid_send"] == ["method", "paid", "paid", "strong"]
+    # The receiver connected for the Payment class only is called for it only.
+    assert result["order_paid_payment_send"] == ["method", "paid", "paid", "paid", "strong"]
+
+
+def test_a_subclass_of_djangos_signal_keeps_its_overrides():
+    result = scenario("middle")
+    assert result["audited_class"][:3] == ["AuditSignal", "AuditSignal", "DjangoSignal"]
+    assert result["audited_send"] == [True]
+
+
+def test_a_lazy_sender_connected_before_the_switch_resolves_to_the_model():
+    assert scenario("last")["lazy_post_save"] == [True]
+
+
+def test_listing_the_app_twice_is_djangos_duplicate_error_and_switches_once():
+    result = scenario("twice")
+    assert result["error"] == (
+        "ImproperlyConfigured: Application labels aren't unique, duplicates: tocsin"
+    )
+    assert result["not_switched"] == []
+    for signal, receivers in result["before"].items():
+        assert result["after"][signal] == receivers  # nothing connected twice
+    assert result["install_again"] == 0
+
+
+def test_install_is_idempotent():
+    assert tocsin.contrib.django.installed()
+    assert tocsin.contrib.django.install() == 0
+
+
+def test_switching_back_gives_django_its_own_signals_with_their_receivers():
+    import django.dispatch
+    from django.core import signals as core_signals
+    from django.db.models import signals as model_signals
+
+    from tests.django.shop.models import Product
+
+    def on_save(sender: Any, **kwargs: Any) -> None:
+        pass
+
+    model_signals.post_save.connect(on_save, sender=Product, dispatch_uid="switch-back")
+    before = [
+        (c.receiver, c.sender, c.weak, c.dispatch_uid)
+        for c in core_signals.request_started.connections()
+    ]
+    try:
+        assert tocsin.contrib.django.uninstall() > 0
+        assert not tocsin.contrib.django.installed()
+        assert not isinstance(model_signals.post_save, tocsin.Signal)
+        assert type(model_signals.post_save) is model_signals.ModelSignal
+        assert type(core_signals.request_started) is django.dispatch.Signal
+        assert not isinstance(django.dispatch.Signal(), tocsin.Signal)
+        # Django's own tuples now, with the same receivers.
+        entries = core_signals.request_started.receivers
+        assert isinstance(entries[0], tuple)
+        receivers = [
+            ref() if isinstance(ref, weakref.ReferenceType) else ref for _, ref, *_ in entries
+        ]
+        assert receivers == [receiver for receiver, *_ in before]
+        assert model_signals.post_save.disconnect(sender=Product, dispatch_uid="switch-back")
+        model_signals.post_save.connect(on_save, sender=Product, dispatch_uid="switch-back")
+    finally:
+        assert tocsin.contrib.django.install() > 0
+    assert isinstance(model_signals.post_save, tocsin.Signal)
+    assert isinstance(django.dispatch.Signal(), tocsin.Signal)
+    after = [
+        (c.receiver, c.sender, c.weak, c.dispatch_uid)
+        for c in core_signals.request_started.connections()
+    ]
+    assert after == before
+    assert model_signals.post_save.disconnect(sender=Product, dispatch_uid="switch-back")
