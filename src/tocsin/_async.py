@@ -116,7 +116,7 @@ def _asgiref_sync_to_async() -> Callable[..., Any] | None:
     if follow_asgiref:
         from asgiref.sync import sync_to_async
 
-        return sync_to_async  # type: ignore[no-any-return]
+        return sync_to_async
     asgiref = sys.modules.get("asgiref.sync")
     if asgiref is None or not _inside_thread_sensitive_context(asgiref):
         return None

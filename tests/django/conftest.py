@@ -46,10 +46,10 @@ def _postgres() -> tuple[dict[str, Any] | None, str]:
 @pytest.fixture(scope="session")
 def django_project() -> Iterator[dict[str, Any]]:
     """Django, set up with the app installed; yields {"postgres": reason-or-""}."""
-    import django
     from django.conf import settings
     from django.core.management import call_command
 
+    import django
     import tocsin.contrib.django
 
     postgres, unreachable = _postgres()

@@ -15,16 +15,16 @@ import sys
 import weakref
 from typing import Any
 
-import django
-import django.dispatch
-from django.conf import settings
-
 # Imported (and so created, with receivers connected at import) before the switch.
 import django.contrib.auth.signals
 import django.core.signals
 import django.db.backends.signals
 import django.db.models.signals
+import django.dispatch
 import django.test.signals
+from django.conf import settings
+
+import django
 from tests.django import thirdparty
 
 DjangoSignal = django.dispatch.Signal
@@ -52,7 +52,7 @@ django.db.models.signals.post_save.connect(paid, sender="shop.Product")
 def django_receivers(signal: Any) -> list[list[Any]]:
     """What Django's own tuples say: receiver, sender, weak, uid (None if none)."""
     rows = []
-    for (receiver_key, sender_key), reference, *rest in signal.receivers:
+    for (receiver_key, sender_key), reference, *_rest in signal.receivers:
         weak = isinstance(reference, weakref.ReferenceType)
         receiver = reference() if weak else reference
         identity = (

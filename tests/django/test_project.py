@@ -328,10 +328,11 @@ def test_the_system_check_names_a_receiver_waiting_for_a_missing_model():
 
 
 def test_djangos_internals_read_as_in_django():
-    import django
     from django.core.signals import request_started
     from django.db import close_old_connections, reset_queries
     from django.db.models.signals import pre_save
+
+    import django
 
     sync, async_ = request_started._live_receivers(None)
     assert sync[:2] == [reset_queries, close_old_connections]

@@ -3,7 +3,7 @@
 from django.dispatch import Signal
 
 
-class AuditSignal(Signal):
+class AuditSignal(Signal):  # type: ignore[misc]
     """A subclass that overrides send, as some apps' signals do."""
 
     def send(self, sender, **named):

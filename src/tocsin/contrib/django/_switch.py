@@ -39,15 +39,15 @@ import threading
 import types
 import warnings
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import django
 import django.dispatch
 import django.dispatch.dispatcher as django_dispatcher
 from django.db.models import signals as model_signals
 
+import django
 from tocsin import _async, _dispatcher, _registry
 from tocsin._dispatcher import Signal
 from tocsin._refs import NONE_ID, DispatchUid, _EntryShape, is_bound_method
@@ -55,11 +55,11 @@ from tocsin._refs import NONE_ID, DispatchUid, _EntryShape, is_bound_method
 __all__ = ["DjangoModelSignal", "DjangoSignal", "install", "installed", "uninstall"]
 
 # Django's own classes and the parts of them the switch replaces, kept to switch back.
-_DJANGO_SIGNAL: type = django_dispatcher.Signal
-_DJANGO_MODEL_SIGNAL: type = model_signals.ModelSignal
+_DJANGO_SIGNAL: Any = django_dispatcher.Signal
+_DJANGO_MODEL_SIGNAL: Any = model_signals.ModelSignal
 if issubclass(_DJANGO_SIGNAL, Signal):  # pragma: no cover - this module imported twice
     raise RuntimeError("tocsin.contrib.django._switch found django.dispatch already switched")
-_DJANGO_INIT = _DJANGO_SIGNAL.__init__
+_DJANGO_INIT: Any = _DJANGO_SIGNAL.__init__
 _DJANGO_CONNECT = _DJANGO_SIGNAL.connect
 _DJANGO_DISCONNECT = _DJANGO_SIGNAL.disconnect
 # What a Django signal keeps in its __dict__: dropped when it becomes a tocsin Signal.
@@ -106,7 +106,7 @@ class DjangoModelSignal(DjangoSignal, _DJANGO_MODEL_SIGNAL):  # type: ignore[mis
     one), when the model is registered or at once if it already is, as in Django.
     """
 
-    def connect(  # type: ignore[override]
+    def connect(
         self,
         receiver: Any,
         sender: object = None,
@@ -153,7 +153,7 @@ def _lazily(
 
 
 def _lazy_connect(
-    self: Signal,
+    self: Any,
     receiver: Any,
     sender: object = None,
     weak: bool = True,
@@ -166,7 +166,7 @@ def _lazy_connect(
 
 
 def _lazy_disconnect(
-    self: Signal, receiver: Any = None, sender: object = None, dispatch_uid: object = None
+    self: Any, receiver: Any = None, sender: object = None, dispatch_uid: object = None
 ) -> None:
     DjangoSignal.disconnect(self, receiver, sender, dispatch_uid)
 
@@ -184,8 +184,14 @@ for _function, _name in ((_lazy_connect, "connect"), (_lazy_disconnect, "disconn
 
 _lock = threading.RLock()
 _installed = False
-_to_tocsin: dict[type, type] = {_DJANGO_SIGNAL: DjangoSignal, _DJANGO_MODEL_SIGNAL: DjangoModelSignal}
-_to_django: dict[type, type] = {DjangoSignal: _DJANGO_SIGNAL, DjangoModelSignal: _DJANGO_MODEL_SIGNAL}
+_to_tocsin: dict[type, type] = {
+    _DJANGO_SIGNAL: DjangoSignal,
+    _DJANGO_MODEL_SIGNAL: DjangoModelSignal,
+}
+_to_django: dict[type, type] = {
+    DjangoSignal: _DJANGO_SIGNAL,
+    DjangoModelSignal: _DJANGO_MODEL_SIGNAL,
+}
 
 
 def _tocsin_class(cls: type) -> type:
@@ -197,7 +203,11 @@ def _tocsin_class(cls: type) -> type:
         found = type(
             cls.__name__,
             (cls, base),
-            {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__},
+            {
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+                "__doc__": cls.__doc__,
+            },
         )
         _to_tocsin[cls] = found
         _to_django[found] = cls
@@ -262,7 +272,9 @@ def _switch(signal: Any, found_senders: dict[int, object], module: str | None) -
                 continue
             sender = found_senders[connection.sender_key]
         try:
-            Signal.connect(signal, connection.receiver, sender, connection.weak, connection.dispatch_uid)
+            Signal.connect(
+                signal, connection.receiver, sender, connection.weak, connection.dispatch_uid
+            )
         except (TypeError, ValueError) as error:
             warnings.warn(
                 f"tocsin could not keep {connection.receiver!r} connected to {signal!r}: {error}",
@@ -346,12 +358,12 @@ def install() -> int:
         if _installed:
             return 0
         # Signals made from here on are tocsin's; then the existing ones are switched.
-        _DJANGO_SIGNAL.__init__ = _converting_init  # type: ignore[misc]
-        django.dispatch.Signal = django_dispatcher.Signal = DjangoSignal  # type: ignore[misc]
-        model_signals.ModelSignal = DjangoModelSignal  # type: ignore[misc]
+        _DJANGO_SIGNAL.__init__ = _converting_init
+        django.dispatch.Signal = django_dispatcher.Signal = DjangoSignal
+        model_signals.ModelSignal = DjangoModelSignal
         _dispatcher.logger = logging.getLogger("django.dispatch")
         _async.follow_asgiref = True
-        _EntryShape.django_width = 4 if django.VERSION >= (6, 0) else 3
+        _EntryShape.django_width = 4 if int(django.VERSION[0]) >= 6 else 3
         # type(), not isinstance(): that would read __class__, which lazy objects
         # (Django's settings among them) answer by setting themselves up.
         signals = [
@@ -381,9 +393,9 @@ def uninstall() -> int:
     with _lock:
         if not _installed:
             return 0
-        _DJANGO_SIGNAL.__init__ = _DJANGO_INIT  # type: ignore[misc]
-        django.dispatch.Signal = django_dispatcher.Signal = _DJANGO_SIGNAL  # type: ignore[misc]
-        model_signals.ModelSignal = _DJANGO_MODEL_SIGNAL  # type: ignore[misc]
+        _DJANGO_SIGNAL.__init__ = _DJANGO_INIT
+        django.dispatch.Signal = django_dispatcher.Signal = _DJANGO_SIGNAL
+        model_signals.ModelSignal = _DJANGO_MODEL_SIGNAL
         _dispatcher.logger = logging.getLogger("tocsin.dispatch")
         _async.follow_asgiref = False
         _EntryShape.django_width = 4
@@ -407,7 +419,9 @@ def _find_senders(signals: list[Any]) -> dict[int, object]:
     found: dict[int, object] = {}
     if wanted:
         for signal in signals:
-            for sender in list(getattr(vars(signal).get("sender_receivers_cache"), "keys", list)()):
+            for sender in list(
+                getattr(vars(signal).get("sender_receivers_cache"), "keys", list)()
+            ):
                 if id(sender) in wanted:
                     found[id(sender)] = sender
         if wanted - found.keys():
