@@ -87,7 +87,7 @@ def django_signals() -> list[Any]:
 
 
 def main(position: str) -> None:
-    apps = ["django.contrib.contenttypes", "django.contrib.auth", "tests.django.shop"]
+    apps = ["django.contrib.contenttypes", "django.contrib.auth", "tests.django.project.shop"]
     app = "tocsin.contrib.django"
     installed = {
         "first": [app, *apps],
@@ -116,7 +116,7 @@ def main(position: str) -> None:
         if isinstance(signal, tocsin.Signal) and str(id(signal)) in before
     }
     if error is None:
-        from tests.django.shop.models import Product
+        from tests.django.project.shop.models import Product
 
         lazy = [c.sender is Product for c in django.db.models.signals.post_save.connections()]
     else:

@@ -10,14 +10,10 @@ import functools
 import json
 import subprocess
 import sys
-import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-import tocsin
-import tocsin.contrib.django
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,51 +90,3 @@ def test_listing_the_app_twice_is_djangos_duplicate_error_and_switches_once():
     for signal, receivers in result["before"].items():
         assert result["after"][signal] == receivers  # nothing connected twice
     assert result["install_again"] == 0
-
-
-def test_install_is_idempotent():
-    assert tocsin.contrib.django.installed()
-    assert tocsin.contrib.django.install() == 0
-
-
-def test_switching_back_gives_django_its_own_signals_with_their_receivers():
-    import django.dispatch
-    from django.core import signals as core_signals
-    from django.db.models import signals as model_signals
-
-    from tests.django.shop.models import Product
-
-    def on_save(sender: Any, **kwargs: Any) -> None:
-        pass
-
-    model_signals.post_save.connect(on_save, sender=Product, dispatch_uid="switch-back")
-    before = [
-        (c.receiver, c.sender, c.weak, c.dispatch_uid)
-        for c in core_signals.request_started.connections()
-    ]
-    try:
-        assert tocsin.contrib.django.uninstall() > 0
-        assert not tocsin.contrib.django.installed()
-        assert not isinstance(model_signals.post_save, tocsin.Signal)
-        assert type(model_signals.post_save) is model_signals.ModelSignal
-        assert type(core_signals.request_started) is django.dispatch.Signal
-        assert not isinstance(django.dispatch.Signal(), tocsin.Signal)
-        # Django's own tuples now, with the same receivers.
-        entries = core_signals.request_started.receivers
-        assert isinstance(entries[0], tuple)
-        receivers = [
-            ref() if isinstance(ref, weakref.ReferenceType) else ref for _, ref, *_ in entries
-        ]
-        assert receivers == [receiver for receiver, *_ in before]
-        assert model_signals.post_save.disconnect(sender=Product, dispatch_uid="switch-back")
-        model_signals.post_save.connect(on_save, sender=Product, dispatch_uid="switch-back")
-    finally:
-        assert tocsin.contrib.django.install() > 0
-    assert isinstance(model_signals.post_save, tocsin.Signal)
-    assert isinstance(django.dispatch.Signal(), tocsin.Signal)
-    after = [
-        (c.receiver, c.sender, c.weak, c.dispatch_uid)
-        for c in core_signals.request_started.connections()
-    ]
-    assert after == before
-    assert model_signals.post_save.disconnect(sender=Product, dispatch_uid="switch-back")

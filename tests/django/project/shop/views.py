@@ -1,6 +1,6 @@
 from django.http import HttpRequest, HttpResponse
 
-from tests.django.shop.models import Product
+from tests.django.project.shop.models import Product
 
 
 def create_product(request: HttpRequest) -> HttpResponse:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tests.django.shop import views
+from tests.django.project.shop import views
 
 urlpatterns = [
     path("create/", views.create_product),
