@@ -34,10 +34,16 @@ def paid(sender: Any, **kwargs: Any) -> str:
     return "paid"
 
 
+def paid_by_name(sender: Any, **kwargs: Any) -> str:
+    return "by name"
+
+
 def audit(sender: Any, **kwargs: Any) -> Any:
     return kwargs.get("audited")
 
 
+# A sender that cannot be weakly referenced: Django keeps only its id.
+SHOP_NAME = "-".join(["shop", "name"])
 payment = thirdparty.Payment()
 kept_alive = [payment]
 thirdparty.order_paid.connect(paid)
@@ -45,6 +51,7 @@ thirdparty.order_paid.connect(lambda sender, **kwargs: "strong", weak=False)
 thirdparty.order_paid.connect(paid, dispatch_uid="paid-once")
 thirdparty.order_paid.connect(paid, sender=thirdparty.Payment)
 thirdparty.order_paid.connect(payment.on_paid)
+thirdparty.order_paid.connect(paid_by_name, sender=SHOP_NAME)
 thirdparty.audited.connect(audit)
 django.db.models.signals.post_save.connect(paid, sender="shop.Product")
 
@@ -136,6 +143,9 @@ def main(position: str) -> None:
         "order_paid_send": sorted(str(r) for _, r in thirdparty.order_paid.send(sender=None)),
         "order_paid_payment_send": sorted(
             str(r) for _, r in thirdparty.order_paid.send(sender=thirdparty.Payment)
+        ),
+        "order_paid_by_name_send": sorted(
+            str(r) for _, r in thirdparty.order_paid.send(sender=SHOP_NAME)
         ),
         "lazy_post_save": lazy,
         "install_again": tocsin.contrib.django.install(),

@@ -60,6 +60,7 @@ def test_receivers_connected_before_the_switch_are_kept_in_order(position: str):
             ["__main__.paid", None, True, "paid-once"],
             ["__main__.paid", third_party[0][3][1], True, None],
             ["tests.django.thirdparty.Payment.on_paid", None, True, None],
+            ["__main__.paid_by_name", third_party[0][5][1], True, None],
         ]
     ]
 
@@ -69,6 +70,8 @@ def test_the_kept_receivers_are_called_by_the_tocsin_signal():
     assert result["order_paid_send"] == ["method", "paid", "paid", "strong"]
     # The receiver connected for the Payment class only is called for it only.
     assert result["order_paid_payment_send"] == ["method", "paid", "paid", "paid", "strong"]
+    # A sender Django knew by id only (a string) was found, and still matches.
+    assert result["order_paid_by_name_send"] == ["by name", "method", "paid", "paid", "strong"]
 
 
 def test_a_subclass_of_djangos_signal_keeps_its_overrides():

@@ -267,7 +267,7 @@ def _switch(signal: Any, found_senders: dict[int, object], module: str | None) -
                     f"its sender (id {connection.sender_key:#x}) was not found. Connect it "
                     "after the switch (in AppConfig.ready(), say).",
                     RuntimeWarning,
-                    stacklevel=4,
+                    stacklevel=2,
                 )
                 continue
             sender = found_senders[connection.sender_key]
@@ -279,7 +279,7 @@ def _switch(signal: Any, found_senders: dict[int, object], module: str | None) -
             warnings.warn(
                 f"tocsin could not keep {connection.receiver!r} connected to {signal!r}: {error}",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=2,
             )
 
 
@@ -424,8 +424,14 @@ def _find_senders(signals: list[Any]) -> dict[int, object]:
             ):
                 if id(sender) in wanted:
                     found[id(sender)] = sender
+        objects = gc.get_objects()
+        for obj in objects:
+            if id(obj) in wanted:
+                found[id(obj)] = obj
         if wanted - found.keys():
-            for obj in gc.get_objects():
+            # Strings, numbers and other objects the collector does not track are found
+            # through what refers to them (a module's globals, a function's constants).
+            for obj in gc.get_referents(*objects):
                 if id(obj) in wanted:
                     found[id(obj)] = obj
     return found
