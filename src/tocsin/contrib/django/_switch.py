@@ -325,8 +325,8 @@ def _modules_of(signals: list[Any]) -> dict[int, str]:
     return found
 
 
-# What a tocsin Signal keeps in its __dict__ (and the send methods it may shadow there).
-_TOCSIN_STATE = frozenset({*vars(Signal()), *_dispatcher._SEND_METHODS, "__doc__"})
+# What a tocsin Signal keeps in its __dict__.
+_TOCSIN_STATE = frozenset({*vars(Signal()), "__doc__"})
 
 
 # -- switching on and off --------------------------------------------------------------
