@@ -360,3 +360,21 @@ def test_a_strong_receivers_entry_holds_the_receiver_itself():
         assert entry[1] is strong
     finally:
         assert request_finished.disconnect(dispatch_uid="strong-one")
+
+
+def test_third_party_code_that_swaps_receivers_under_the_lock_works(saved):
+    # factory_boy's mute_signals, and many test helpers, do exactly this.
+    from django.db.models.signals import post_save
+
+    from tests.django.project.shop.models import Product
+
+    with post_save.lock:
+        paused = post_save.receivers
+        post_save.receivers = []
+        post_save.sender_receivers_cache.clear()
+    Product.objects.create(name="unheard")
+    with post_save.lock:
+        post_save.receivers += paused
+        post_save.sender_receivers_cache.clear()
+    Product.objects.create(name="heard")
+    assert [call["instance"].name for call in saved] == ["heard"]
