@@ -93,6 +93,27 @@ def django_signals() -> list[Any]:
     return [obj for obj in gc.get_objects() if issubclass(type(obj), DjangoSignal)]
 
 
+def unfindable() -> None:
+    """A sender Django knows by id only, that nothing the collector tracks refers to: the
+    receiver cannot be kept, and the switch says so."""
+    import warnings
+
+    import tocsin.contrib.django
+
+    # object() cannot be weakly referenced; a tuple of untracked objects is untracked too.
+    holder = (object(),)
+    gc.collect()
+    assert not gc.is_tracked(holder)
+    thirdparty.order_paid.connect(paid, sender=holder[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tocsin.contrib.django.install()
+    print(json.dumps({
+        "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning],
+        "connected": [describe(c.receiver) for c in thirdparty.order_paid.connections()],
+    }))  # fmt: skip
+
+
 def main(position: str) -> None:
     apps = ["django.contrib.contenttypes", "django.contrib.auth", "tests.django.project.shop"]
     app = "tocsin.contrib.django"
@@ -154,4 +175,7 @@ def main(position: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "unfindable":
+        unfindable()
+    else:
+        main(sys.argv[1])

@@ -93,3 +93,20 @@ def test_listing_the_app_twice_is_djangos_duplicate_error_and_switches_once():
     for signal, receivers in result["before"].items():
         assert result["after"][signal] == receivers  # nothing connected twice
     assert result["install_again"] == 0
+
+
+def test_a_receiver_whose_sender_cannot_be_found_is_dropped_with_a_warning():
+    result = scenario("unfindable")
+    [warning] = result["warnings"]
+    assert warning.startswith("tocsin could not keep <function paid at ")
+    assert "its sender (id 0x" in warning
+    assert "Connect it after the switch" in warning
+    # The receivers Django could name a sender for are all still there.
+    assert result["connected"] == [
+        "__main__.paid",
+        "__main__.<lambda>",
+        "__main__.paid",
+        "__main__.paid",
+        "tests.django.thirdparty.Payment.on_paid",
+        "__main__.paid_by_name",
+    ]
