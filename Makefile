@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: django-stubs demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean
+.PHONY: django-stubs demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean test-django test-django-ci
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,3 +72,16 @@ typecheck-pyright: $(BIN)/.installed
 		[ -x $(PYRIGHT) ] || npm install --no-save --prefix .tools pyright@$(PYRIGHT_VERSION); \
 		$(PYRIGHT) --pythonpath $(BIN)/python; \
 	fi
+
+## make test-django: Django's own test suite with tocsin as its dispatcher, and with Django's
+## own as the control (the installed Django's version; its sdist is cached in .cache/).
+## Another Django: make test-django PYTHON=python3.13 VENV=.venv-django-3.13 (and pip
+## install django==X there). LABELS=... runs some of it.
+test-django: $(BIN)/.installed
+	$(BIN)/python scripts/test-django --python $(BIN)/python $(LABELS)
+
+# The part of it that CI runs: every kind of failure tocsin once had, in minutes.
+DJANGO_CI_LABELS = dispatch signals async asgi auth_tests invalid_models_tests handlers \
+	m2m_signals migrate_signals test_client
+test-django-ci: $(BIN)/.installed
+	$(BIN)/python scripts/test-django --python $(BIN)/python $(DJANGO_CI_LABELS)

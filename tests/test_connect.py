@@ -8,7 +8,7 @@ import functools
 
 import pytest
 
-from tocsin import Signal, receiver
+from tocsin import MethodReceiverWarning, Signal, receiver
 
 
 class Store:
@@ -418,23 +418,117 @@ class ClassWithoutKwargs:
         pass
 
 
+DJANGOS_SENTENCE = "Signal receivers must accept keyword arguments (**kwargs)."
+
+
 @pytest.mark.parametrize(
-    "bad_receiver",
+    ("bad_receiver", "named", "fix"),
     [
-        pytest.param(takes_no_kwargs, id="function"),
-        pytest.param(Kitchen().takes_no_kwargs, id="bound-method"),
-        pytest.param(CallableWithoutKwargs(), id="callable-object"),
-        pytest.param(ClassWithoutKwargs, id="class"),
-        pytest.param(functools.partial(takes_no_kwargs), id="partial"),
-        pytest.param(len, id="builtin"),
+        pytest.param(
+            takes_no_kwargs,
+            f"{__name__}.takes_no_kwargs does not",
+            "def takes_no_kwargs(sender, **kwargs)",
+            id="function",
+        ),
+        pytest.param(
+            Kitchen().takes_no_kwargs,
+            f"{__name__}.Kitchen.takes_no_kwargs does not",
+            "def takes_no_kwargs(self, sender, **kwargs)",
+            id="bound-method",
+        ),
+        pytest.param(
+            CallableWithoutKwargs(),
+            f"a {__name__}.CallableWithoutKwargs instance does not",
+            "def __call__(self, sender, **kwargs)",
+            id="callable-object",
+        ),
+        pytest.param(
+            ClassWithoutKwargs,
+            f"{__name__}.ClassWithoutKwargs does not",
+            "def __init__(self, sender, **kwargs)",
+            id="class",
+        ),
+        pytest.param(
+            functools.partial(takes_no_kwargs),
+            f"functools.partial({__name__}.takes_no_kwargs) does not",
+            "wrap it in a function that takes **kwargs",
+            id="partial",
+        ),
+        pytest.param(len, "len does not", "wrap it in a function that takes", id="builtin"),
     ],
 )
-def test_a_receiver_without_kwargs_is_rejected(bad_receiver):
+def test_a_receiver_without_kwargs_is_rejected_with_djangos_sentence_then_the_fix(
+    bad_receiver, named, fix
+):
     signal = Signal()
 
     with pytest.raises(ValueError, match="keyword arguments") as raised:
         signal.connect(bad_receiver, weak=False)
-    assert str(raised.value) == "Signal receivers must accept keyword arguments (**kwargs)."
+    message = str(raised.value)
+    assert message.startswith(DJANGOS_SENTENCE + " ")  # code matching Django's text still works
+    assert named in message
+    assert fix in message
+    assert signal.receivers == []
+
+
+def test_a_method_decorated_in_its_class_body_warns_at_connect_with_the_fix():
+    signal = Signal()
+
+    with pytest.warns(MethodReceiverWarning) as warned:
+
+        class Kitchen:
+            @receiver(signal)
+            def on_order(self, sender, **kwargs):
+                return "cooked"
+
+    [warning] = warned
+    message = str(warning.message)
+    assert "Kitchen.on_order is connected to" in message
+    assert "signal.connect(self.on_order)" in message
+    assert "@staticmethod" in message
+    assert warning.filename == __file__  # points at the user's code, not tocsin's
+    assert signal.has_listeners()  # a warning, not a refusal: connected as asked
+
+
+def test_an_unbound_method_connected_from_outside_its_class_warns_too():
+    signal = Signal()
+
+    with pytest.warns(MethodReceiverWarning, match=r"Kitchen\.on_order"):
+        signal.connect(Kitchen.on_order)
+
+
+@pytest.mark.parametrize(
+    "connect_it",
+    [
+        pytest.param(lambda signal: signal.connect(KITCHEN.on_order), id="bound-method"),
+        pytest.param(lambda signal: signal.connect(Kitchen.on_order_for_class), id="classmethod"),
+        pytest.param(lambda signal: signal.connect(nested_with_self(), weak=False), id="nested"),
+        pytest.param(lambda signal: signal.connect(takes_self_at_module_level), id="module-level"),
+    ],
+)
+def test_what_is_not_a_class_bodys_plain_function_does_not_warn(connect_it, recwarn):
+    signal = Signal()
+
+    connect_it(signal)
+
+    assert not [w for w in recwarn if issubclass(w.category, MethodReceiverWarning)]
+    assert signal.has_listeners()
+
+
+KITCHEN = Kitchen()
+
+
+def nested_with_self():
+    # A nested function that happens to call its first parameter "self" (qualname
+    # "nested_with_self.<locals>.handler"): not a method, no warning.
+    def handler(self=None, **kwargs):
+        return self
+
+    return handler
+
+
+def takes_self_at_module_level(self=None, **kwargs):
+    return self
 
 
 def test_a_failed_connect_leaves_the_signal_unchanged():

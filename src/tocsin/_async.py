@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -84,6 +85,52 @@ def loop_is_running() -> bool:
 
 
 async def run_in_worker_thread(function: Callable[[], T], context: contextvars.Context) -> T:
-    """Run a blocking *function* in the loop's default executor, inside *context*."""
+    """Run a blocking *function* in a worker thread, inside *context*, and return its result.
+
+    Where asgiref's rule applies (see ``_asgiref_sync_to_async``), that thread is the one
+    asgiref picks, as Django's ``asend`` does; elsewhere it is the loop's default executor.
+    """
+    sync_to_async = _asgiref_sync_to_async()
+    if sync_to_async is not None:
+        result: T = await sync_to_async(context.run, thread_sensitive=True)(function)
+        return result
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, context.run, function)
+
+
+# Set by tocsin.contrib.django when it becomes Django's dispatcher: from then on sync
+# receivers under asend run exactly where Django would run them.
+follow_asgiref = False
+
+
+def _asgiref_sync_to_async() -> Callable[..., Any] | None:
+    """asgiref's ``sync_to_async`` if sync receivers under ``asend`` must follow it, else None.
+
+    They must under Django (``follow_asgiref``), and whenever the caller is inside one of
+    asgiref's thread-sensitive contexts: below an ``async_to_sync`` call, in a
+    ``ThreadSensitiveContext``, or on a loop that asgiref runs for a sync thread. There
+    the thread that owns the caller's resources (a request's database connection) is
+    known, and running anywhere else would be wrong. Outside Django, asgiref is never
+    imported here: if nothing imported it, no caller can be inside its contexts.
+    """
+    if follow_asgiref:
+        from asgiref.sync import sync_to_async
+
+        return sync_to_async
+    asgiref = sys.modules.get("asgiref.sync")
+    if asgiref is None or not _inside_thread_sensitive_context(asgiref):
+        return None
+    return getattr(asgiref, "sync_to_async", None)
+
+
+def _inside_thread_sensitive_context(asgiref: Any) -> bool:
+    # asgiref's own tests for where a thread-sensitive sync_to_async call goes
+    # (SyncToAsync.__call__), read defensively: they are not public API.
+    async_to_sync = getattr(asgiref, "AsyncToSync", None)
+    if async_to_sync is not None:
+        if getattr(getattr(async_to_sync, "executors", None), "current", None) is not None:
+            return True
+        if asyncio.get_running_loop() in getattr(async_to_sync, "loop_thread_executors", {}):
+            return True
+    context = getattr(getattr(asgiref, "SyncToAsync", None), "thread_sensitive_context", None)
+    return context is not None and context.get(None) is not None

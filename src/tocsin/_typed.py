@@ -16,7 +16,6 @@ checks of simple annotations) derive their checks from the same declaration.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import types
 import typing
@@ -164,15 +163,10 @@ class TypedSignal(Signal, Generic[_S, _P]):
 
     # -- strict checking (called only when strict; never on the plain send path) --------
 
-    def _checking(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def checked(sender: Any, **named: Any) -> Any:
-            self._check_arguments(method.__name__, named)
-            if self._types:
-                self._check_sender(method.__name__, sender)
-            return method(sender, **named)
-
-        return checked
+    def _check_send(self, method: str, sender: Any, named: dict[str, Any]) -> None:
+        self._check_arguments(method, named)
+        if self._types:
+            self._check_sender(method, sender)
 
     def _check_arguments(self, method: str, named: dict[str, Any]) -> None:
         missing = sorted(self.required - named.keys())
