@@ -67,10 +67,11 @@ async def _work_until(worker: Any, done: Any) -> None:
 def main() -> None:
     sys.path.insert(0, str(HERE))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_site.settings")
-    import django
     from django.conf import settings
     from django.core.management import call_command
     from django.db import transaction
+
+    import django
 
     database = Path(settings.DATABASES["default"]["NAME"])
     database.unlink(missing_ok=True)  # a fresh database each run
@@ -128,8 +129,8 @@ def main() -> None:
         _forget(transport)
         transport.close()
 
-    print("4. python manage.py tocsin_inspect (the bakery's receivers; --all lists every signal):")
-    call_command("tocsin_inspect")
+    print("4. python manage.py tocsin_inspect --only bakery (without --only: Django's too):")
+    call_command("tocsin_inspect", "--only", "bakery")
     database.unlink(missing_ok=True)
 
 

@@ -98,3 +98,16 @@ def test_the_graph_as_dot_and_svg(tmp_path: Path) -> None:
         assert b"<svg" in (tmp_path / "g.svg").read_bytes()
     with pytest.raises(CommandError, match="PNG is binary"):
         call_command("tocsin_graph", "--format", "png")
+
+
+@needs_switch
+def test_only_the_receivers_of_one_app() -> None:
+    signals = inspect_json("--only", "tests.django_gains.project.shop")
+    assert set(signals) == {
+        "django.db.models.signals.post_save",
+        "tests.django_gains.project.shop.signals.order_placed",
+    }
+    [mine] = signals["django.db.models.signals.post_save"]["receivers"]
+    assert mine["name"] == "tests.django_gains.project.shop.receivers.order_saved"
+    everything = inspect_json()
+    assert "django.db.models.signals.post_migrate" in everything

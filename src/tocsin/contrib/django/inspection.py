@@ -35,19 +35,37 @@ class ProjectSignal:
     remote: list[RemoteReceiver]
 
 
+def _inside(module: str | None, packages: Sequence[str]) -> bool:
+    return module is not None and any(
+        module == package or module.startswith(package + ".") for package in packages
+    )
+
+
 def project_signals(
-    modules: Iterable[str] = DEFAULT_MODULES, *, everything: bool = False
+    modules: Iterable[str] = DEFAULT_MODULES,
+    *,
+    everything: bool = False,
+    only: Sequence[str] = (),
 ) -> list[ProjectSignal]:
     """The project's signals, sorted by name: those with a receiver, local or remote
-    (every signal alive, with *everything*). Imports each app's *modules* first."""
+    (every signal alive, with *everything*). Imports each app's *modules* first. With
+    *only* (package names), just the receivers defined in those packages."""
     autodiscover_modules(*modules)
     declared = remote_receivers()
+    if only:
+        declared = [entry for entry in declared if _inside(entry.receiver.__module__, only)]
     infos = {id(info.signal): info for info in describe_all()}
     for entry in declared:
         if id(entry.signal) not in infos:
             infos[id(entry.signal)] = describe(entry.signal)
     found = []
     for info in sorted(infos.values(), key=lambda i: (i.name, id(i.signal))):
+        if only:
+            kept = [r for r in info.receivers if _inside(r.module, only)]
+            if not kept and not everything:
+                info = dataclasses.replace(info, receivers=[])
+            else:
+                info = dataclasses.replace(info, receivers=kept)
         remote = [entry for entry in declared if entry.signal is info.signal]
         if everything or info.receivers or remote:
             found.append(ProjectSignal(info, remote))

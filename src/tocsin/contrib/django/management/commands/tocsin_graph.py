@@ -26,13 +26,16 @@ class Command(BaseCommand):  # type: ignore[misc]
         parser.add_argument(
             "--module", action="append", dest="modules", metavar="NAME", default=None
         )
+        parser.add_argument("--only", action="append", default=[], metavar="PACKAGE")
 
     def handle(self, *args: Any, **options: Any) -> None:
         output = options["output"]
         extension = os.path.splitext(output or "")[1].lstrip(".").lower()
         extension = {"mmd": "mermaid", "gv": "dot"}.get(extension, extension)
         format = options["format"] or (extension if extension in FORMATS else "mermaid")
-        signals = project_signals(options["modules"] or DEFAULT_MODULES, everything=options["all"])
+        signals = project_signals(
+            options["modules"] or DEFAULT_MODULES, everything=options["all"], only=options["only"]
+        )
         try:
             data = render(graph_signals(signals), format)
         except GraphvizNotFound as error:

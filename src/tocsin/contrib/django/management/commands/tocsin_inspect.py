@@ -26,6 +26,13 @@ class Command(BaseCommand):  # type: ignore[misc]
             "--all", action="store_true", help="list signals without receivers too"
         )
         parser.add_argument(
+            "--only",
+            action="append",
+            default=[],
+            metavar="PACKAGE",
+            help="only the receivers defined in this package (repeatable), e.g. an app",
+        )
+        parser.add_argument(
             "--module",
             action="append",
             dest="modules",
@@ -34,7 +41,9 @@ class Command(BaseCommand):  # type: ignore[misc]
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        signals = project_signals(options["modules"] or DEFAULT_MODULES, everything=options["all"])
+        signals = project_signals(
+            options["modules"] or DEFAULT_MODULES, everything=options["all"], only=options["only"]
+        )
         if options["json"]:
             self.stdout.write(json.dumps(to_json(signals), indent=2))
             return
