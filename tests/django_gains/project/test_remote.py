@@ -340,3 +340,28 @@ def test_djangos_post_save_through_a_broker(memory: MemoryTransport, envelope: E
         (Order, Order, "S1-renamed", True, "default"),
         (Order, Order, "S1-renamed", False, "default"),
     ]
+
+
+def test_a_worker_relays_the_outbox_and_consumes_it(envelope: Envelope) -> None:
+    """tocsin_worker --relay: one process moves committed outbox rows to the broker and
+    runs the receivers of the events it finds there."""
+    broker = MemoryTransport()
+    got: list[str] = []
+
+    @remote_receiver(order_placed, group="test-invoices")
+    def invoice(sender: Any, order: Order, **kwargs: Any) -> None:
+        got.append(order.number)
+
+    publish(order_placed, DjangoOutboxTransport(broker), envelope)
+    with transaction.atomic():
+        order_placed.send(None, order=Order.objects.create(number="WR1"))
+    with rolled_back():
+        order_placed.send(None, order=Order.objects.create(number="never"))
+    relay = DjangoRelay(broker, interval=0.05)
+    worker = django_worker(
+        broker, envelope, groups=["test-invoices"], poll_timeout=0.05, relays=[relay]
+    )
+    asyncio.run(run_until(worker, lambda: got))
+    assert got == ["WR1"]
+    assert relay.relayed == 1
+    assert OutboxEvent.objects.count() == 0
