@@ -196,6 +196,8 @@ _to_django: dict[type, type] = {
 
 def _tocsin_class(cls: type) -> type:
     """The tocsin class for Django signal class *cls* (made once for a subclass)."""
+    if issubclass(cls, Signal):
+        return cls
     found = _to_tocsin.get(cls)
     if found is None:
         base = DjangoModelSignal if issubclass(cls, _DJANGO_MODEL_SIGNAL) else DjangoSignal
