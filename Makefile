@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean test-asan test-valgrind
+.PHONY: django-stubs demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean test-asan test-valgrind test-django test-django-ci
 
 $(BIN)/.installed: pyproject.toml setup.py src/tocsin/_speedups.c
 	$(PYTHON) -m venv $(VENV)
@@ -11,14 +11,14 @@ $(BIN)/.installed: pyproject.toml setup.py src/tocsin/_speedups.c
 	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench]'
 	touch $@
 
-## make demo: run the demo (in-process signals, then model signals on SQLite: no services)
+## make demo: run the demo (in-process signals, model signals on SQLite, a web app, a Django project: no services)
 demo: $(VENV)-demo/bin/.installed
 	$(VENV)-demo/bin/python examples/demo.py
 
 # Stamped like .venv: made once, again only when pyproject.toml changes.
 $(VENV)-demo/bin/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)-demo
-	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy,asgi,jinja2,redis]' uvicorn httpx
+	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy,asgi,jinja2,redis,django]' uvicorn httpx
 	touch $@
 
 ## make test: lint, type-check (mypy, pyright), and run the whole suite on every CPython >= 3.11 here
@@ -68,6 +68,10 @@ bench-quick: $(BIN)/.installed
 clean:
 	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
+## make django-stubs: django-stubs into .tools (the typed Django signals are also checked with them)
+django-stubs: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target .tools/django-stubs django-stubs django-stubs-ext
+
 ## make typecheck-pyright: pyright (pinned, from npm into .tools) on src; strict on the typed-signal modules
 PYRIGHT_VERSION ?= 1.1.414
 PYRIGHT = .tools/node_modules/.bin/pyright
@@ -99,3 +103,16 @@ test-asan: $(BIN)/.installed
 ## make test-valgrind: the same tests under valgrind's memcheck (slow: many minutes)
 test-valgrind: $(BIN)/.installed
 	scripts/valgrind-speedups $(BIN)/python tests/test_speedups.py tests/test_send.py
+
+## make test-django: Django's own test suite with tocsin as its dispatcher, and with Django's
+## own as the control (the installed Django's version; its sdist is cached in .cache/).
+## Another Django: make test-django PYTHON=python3.13 VENV=.venv-django-3.13 (and pip
+## install django==X there). LABELS=... runs some of it.
+test-django: $(BIN)/.installed
+	$(BIN)/python scripts/test-django --python $(BIN)/python $(LABELS)
+
+# The part of it that CI runs: every kind of failure tocsin once had, in minutes.
+DJANGO_CI_LABELS = dispatch signals async asgi auth_tests invalid_models_tests handlers \
+	m2m_signals migrate_signals test_client
+test-django-ci: $(BIN)/.installed
+	$(BIN)/python scripts/test-django --python $(BIN)/python $(DJANGO_CI_LABELS)

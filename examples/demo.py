@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +120,22 @@ def main() -> None:
     runpy.run_path(str(Path(__file__).with_name("web_demo.py")), run_name="__main__")
 
     print("\nAnd signals across processes, when a Redis server is reachable (remote_demo.py):")
-    runpy.run_path(str(Path(__file__).with_name("remote_demo.py")), run_name="__main__")
+    try:
+        runpy.run_path(str(Path(__file__).with_name("remote_demo.py")), run_name="__main__")
+    except SystemExit as finished:  # remote_demo.py ends with sys.exit(status)
+        if finished.code:
+            raise
+
+    print("\nAnd a Django project with tocsin installed (examples/django_project/run.py):")
+    try:
+        import django  # noqa: F401
+    except ImportError as missing:
+        print(f"   skipped: {missing} (pip install django)")
+    else:
+        # A process of its own: Django's settings are global, and the inspection lists
+        # only the project's signals.
+        django_demo = Path(__file__).with_name("django_project") / "run.py"
+        subprocess.run([sys.executable, str(django_demo)], check=True)
 
 
 if __name__ == "__main__":

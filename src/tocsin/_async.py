@@ -330,9 +330,13 @@ async def run_in_worker_thread(
     ``current_event_loop()``, when it has already been looked up.
     """
     loop = loop or current_event_loop()
-    # A framework's thread rule goes here, ahead of the loop's default: the Django
-    # integration's (asgiref's thread-sensitive executor) when loop is ASYNCIO, as
-    # asgiref runs on asyncio only.
+    # A framework's thread rule comes first: Django's (asgiref's thread-sensitive
+    # executor, see _asgiref_sync_to_async), on asyncio only, as asgiref runs on nothing else.
+    if loop is ASYNCIO:
+        sync_to_async = _asgiref_sync_to_async()
+        if sync_to_async is not None:
+            result: T = await sync_to_async(context.run, thread_sensitive=True)(function)
+            return result
     return await loop.run_in_thread(function, context)
 
 
@@ -372,3 +376,41 @@ def run_blocking(
 def loop_is_running() -> bool:
     """Whether this thread is currently running an event loop (asyncio or trio)."""
     return asyncio._get_running_loop() is not None or _in_trio()
+
+
+# Set by tocsin.contrib.django when it becomes Django's dispatcher: from then on sync
+# receivers under asend run exactly where Django would run them.
+follow_asgiref = False
+
+
+def _asgiref_sync_to_async() -> Callable[..., Any] | None:
+    """asgiref's ``sync_to_async`` if sync receivers under ``asend`` must follow it, else None.
+
+    They must under Django (``follow_asgiref``), and whenever the caller is inside one of
+    asgiref's thread-sensitive contexts: below an ``async_to_sync`` call, in a
+    ``ThreadSensitiveContext``, or on a loop that asgiref runs for a sync thread. There
+    the thread that owns the caller's resources (a request's database connection) is
+    known, and running anywhere else would be wrong. Outside Django, asgiref is never
+    imported here: if nothing imported it, no caller can be inside its contexts.
+    """
+    if follow_asgiref:
+        from asgiref.sync import sync_to_async
+
+        return sync_to_async
+    asgiref = sys.modules.get("asgiref.sync")
+    if asgiref is None or not _inside_thread_sensitive_context(asgiref):
+        return None
+    return getattr(asgiref, "sync_to_async", None)
+
+
+def _inside_thread_sensitive_context(asgiref: Any) -> bool:
+    # asgiref's own tests for where a thread-sensitive sync_to_async call goes
+    # (SyncToAsync.__call__), read defensively: they are not public API.
+    async_to_sync = getattr(asgiref, "AsyncToSync", None)
+    if async_to_sync is not None:
+        if getattr(getattr(async_to_sync, "executors", None), "current", None) is not None:
+            return True
+        if asyncio.get_running_loop() in getattr(async_to_sync, "loop_thread_executors", {}):
+            return True
+    context = getattr(getattr(asgiref, "SyncToAsync", None), "thread_sensitive_context", None)
+    return context is not None and context.get(None) is not None

@@ -15,7 +15,11 @@ it rolls back. With no transaction declared, the receiver runs at once, as Djang
 ``transaction.on_commit`` does outside a transaction.
 
 The core knows nothing of databases: a transaction is anything that can take a callback
-to run on commit (a ``Scheduler``), declared with ``deferring_to(scheduler)``.
+to run on commit (a ``Scheduler``), declared with ``deferring_to(scheduler)``. An
+integration whose transactions are ambient rather than declared per send (Django's
+``atomic()``, named by the ``using=`` a model signal sends) registers a *finder* with
+``add_scheduler_finder()``: asked with the send's keyword arguments when no transaction
+is declared in the context, it returns the scheduler to use, or None.
 """
 
 from __future__ import annotations
@@ -26,15 +30,32 @@ import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["Scheduler", "after_commit", "current_scheduler", "deferring_to", "run_callback"]
+__all__ = [
+    "Scheduler",
+    "SchedulerFinder",
+    "add_scheduler_finder",
+    "after_commit",
+    "current_scheduler",
+    "deferring_to",
+    "remove_scheduler_finder",
+    "run_callback",
+]
 
 logger = logging.getLogger("tocsin.dispatch")
 
 # Takes a zero-argument callback and runs it when the transaction commits (or at once).
 Scheduler = Callable[[Callable[[], Any]], None]
+
+# Takes a send's keyword arguments; returns the scheduler of the transaction they name.
+SchedulerFinder = Callable[[Mapping[str, Any]], "Scheduler | None"]
+
+# Replaced, never mutated: sends read it without a lock.
+_finders: tuple[SchedulerFinder, ...] = ()
+_finders_lock = threading.Lock()
 
 _current: contextvars.ContextVar[Scheduler | None] = contextvars.ContextVar(
     "tocsin_transaction", default=None
@@ -46,9 +67,44 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _background: set[asyncio.Task[Any]] = set()
 
 
-def current_scheduler() -> Scheduler | None:
-    """The transaction declared for the current context, if any."""
-    return _current.get()
+def current_scheduler(kwargs: Mapping[str, Any] | None = None) -> Scheduler | None:
+    """The transaction declared for the current context, if any.
+
+    With none declared, the finders registered with ``add_scheduler_finder()`` are asked
+    in turn with *kwargs* (a send's keyword arguments); the first scheduler one returns
+    is the answer. Returns None when there is no transaction: run at once.
+    """
+    scheduler = _current.get()
+    if scheduler is not None or not _finders:
+        return scheduler
+    named: Mapping[str, Any] = {} if kwargs is None else kwargs
+    for finder in _finders:
+        scheduler = finder(named)
+        if scheduler is not None:
+            return scheduler
+    return None
+
+
+def add_scheduler_finder(finder: SchedulerFinder) -> None:
+    """Register *finder*, asked for the transaction of sends that declare none.
+
+    Returns None; adding the same finder twice keeps one. Integrations call it when
+    they are set up (``tocsin.contrib.django`` does at ``django.setup()``).
+    """
+    global _finders
+    with _finders_lock:
+        if finder not in _finders:
+            _finders = (*_finders, finder)
+
+
+def remove_scheduler_finder(finder: SchedulerFinder) -> bool:
+    """Unregister *finder*; returns whether it was registered."""
+    global _finders
+    with _finders_lock:
+        if finder not in _finders:
+            return False
+        _finders = tuple(f for f in _finders if f != finder)
+        return True
 
 
 @contextlib.contextmanager
@@ -78,7 +134,7 @@ def after_commit(receiver: _F) -> _F:
     @functools.wraps(receiver)
     def deferred(**kwargs: Any) -> None:
         call = functools.partial(run_callback, functools.partial(receiver, **kwargs))
-        scheduler = _current.get()
+        scheduler = current_scheduler(kwargs)
         if scheduler is None:
             call()
         else:

@@ -914,6 +914,29 @@ class Signal:
         inside or outside ``with signal.lock``."""
         return self._cache
 
+    def _live_receivers(self, sender: object) -> tuple[list[Receiver], list[Receiver]]:
+        """Django's: the live receivers ``send(sender)`` would call, as a pair of lists
+        (sync, async), each in dispatch order. Django 5.0 to 6.1 return this shape."""
+        sync, async_ = self._cache[id(sender)]
+        return _live(sync), _live(async_)
+
+    def _clear_dead_receivers(self) -> None:
+        """Django's: drop the entries of garbage-collected receivers and senders (Django's
+        callers hold ``lock``; it works with or without). tocsin drops them as they die,
+        so this only finishes what a collection had to queue meanwhile."""
+        with self._mutex:
+            self._collect_dead()
+
+    @property
+    def _dead_receivers(self) -> bool:
+        """Django's flag "some entries are dead and not yet dropped"."""
+        return bool(self._dead)
+
+    @_dead_receivers.setter
+    def _dead_receivers(self, value: bool) -> None:
+        # Django's _flag_dead_receivers sets it; tocsin's own callbacks already did the work.
+        pass
+
 
 @overload
 def receiver(

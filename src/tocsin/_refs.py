@@ -85,6 +85,10 @@ class _EntryShape:
     bucket: _Bucket
     seq: int
     is_async: bool
+    # Django 6.0 added the sender's weak reference to its tuples; before, they read
+    # ((receiver_key, sender_key), ref, is_async). tocsin.contrib.django sets the width
+    # of the Django installed, for code written against it.
+    django_width = 4
 
     @property
     def priority(self) -> int:
@@ -92,9 +96,14 @@ class _EntryShape:
         priorities = self.bucket.priorities
         return priorities.get(self.key, 0) if priorities else 0
 
-    def _django_tuple(self) -> tuple[Any, Any, Any, bool]:
+    def _django_tuple(self) -> tuple[Any, ...]:
         bucket = self.bucket
-        return ((self.key, bucket.sender_key), self._reference(), bucket.sender_ref, self.is_async)
+        key = self.key
+        # Django's key holds the dispatch_uid itself.
+        keys = (key.uid if type(key) is DispatchUid else key, bucket.sender_key)
+        if self.django_width == 3:
+            return (keys, self._reference(), self.is_async)
+        return (keys, self._reference(), bucket.sender_ref, self.is_async)
 
     def _reference(self) -> Any:
         raise NotImplementedError
@@ -106,7 +115,7 @@ class _EntryShape:
         return self._django_tuple()[index]
 
     def __len__(self) -> int:
-        return 4
+        return self.django_width
 
 
 class WeakEntry(weakref.ref, _EntryShape):  # type: ignore[type-arg]

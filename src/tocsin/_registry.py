@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tocsin._dispatcher import Signal
 
-__all__ = ["dotted_path", "find_signal", "known_signals", "register"]
+__all__ = ["dotted_path", "find_signal", "known_signals", "register", "unregister"]
 
 _lock = threading.Lock()
 # Signal -> the module that created it (found from the creating frame, at no cost later).
@@ -29,6 +29,13 @@ def register(signal: Signal, module: str | None) -> None:
     """Record a new signal and the module it was created in (called by Signal itself)."""
     with _lock:
         _signals[signal] = module or ""
+
+
+def unregister(signal: Signal) -> None:
+    """Forget *signal* (tocsin.contrib.django does, when it gives a signal back to Django)."""
+    with _lock:
+        _signals.pop(signal, None)
+        _paths.pop(signal, None)
 
 
 def known_signals() -> list[Signal]:

@@ -101,7 +101,7 @@ class Publisher:
 
     def __call__(self, signal: Signal, sender: Any, **kwargs: Any) -> str | None:
         data = self.encode(sender, kwargs)
-        scheduler = current_scheduler() if self.on_commit else None
+        scheduler = current_scheduler(kwargs) if self.on_commit else None
         if scheduler is not None:
             scheduler(functools.partial(self.transport.publish, self.stream, data))
             return None

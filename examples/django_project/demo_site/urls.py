@@ -1,0 +1,3 @@
+"""No views: the demo runs from the command line."""
+
+urlpatterns: list[object] = []

@@ -1,0 +1,1 @@
+"""A small Django app for the tests: one model, one view."""
