@@ -30,11 +30,11 @@ def audit(sender: type[Order], instance: Order, created: bool, using: str, **kwa
 def by_label(instance: Any, update_fields: frozenset[str] | None, **kwargs: Any) -> None: ...
 
 
-@receiver(post_save)  # E: mypy[arg-type] pyright[reportCallIssue]
+@receiver(post_save)  # E: mypy[call-overload] pyright[reportCallIssue]
 def created_is_a_bool(sender: Any, created: str, **kwargs: Any) -> None: ...
 
 
-@receiver(pre_save)  # E: mypy[arg-type] pyright[reportCallIssue]
+@receiver(pre_save)  # E: mypy[call-overload] pyright[reportCallIssue]
 def no_created_before_saving(sender: Any, created: bool, **kwargs: Any) -> None: ...
 
 
@@ -42,7 +42,7 @@ def no_created_before_saving(sender: Any, created: bool, **kwargs: Any) -> None:
 def on_change(action: str, pk_set: set[Any] | None, reverse: bool, **kwargs: Any) -> None: ...
 
 
-@receiver(m2m_changed)  # E: mypy[arg-type] pyright[reportCallIssue]
+@receiver(m2m_changed)  # E: mypy[call-overload] pyright[reportCallIssue]
 def pk_set_may_be_none(pk_set: set[int], **kwargs: Any) -> None: ...
 
 
@@ -62,7 +62,7 @@ def logged_in(sender: type[Any], request: Any, user: Any, **kwargs: Any) -> None
 def started(sender: Any, **kwargs: Any) -> None: ...
 
 
-post_delete.connect(audit)  # E: mypy[arg-type] pyright[reportCallIssue]
+post_delete.connect(audit)  # E: mypy[call-overload] pyright[reportCallIssue]
 post_save.connect(audit, sender=Order())  # E: mypy[call-overload] pyright[reportCallIssue]
 
 post_save.send(Order, instance=Order(), created=True, raw=False, using="default", update_fields=None)
