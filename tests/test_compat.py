@@ -170,17 +170,26 @@ def test_reading_and_slicing_receivers(locked):
 def test_entry_one_is_the_weak_reference_or_the_receiver(locked):
     signal = Signal()
     weakly, strongly = named("weakly"), named("strongly")
+
+    class Kitchen:
+        def on_order(self, **kwargs):
+            return "cooked"
+
+    kitchen = Kitchen()
     signal.connect(weakly)
     signal.connect(strongly, weak=False)
+    signal.connect(kitchen.on_order)
 
     def refs():
         with maybe_locked(signal, locked):
             return [entry[1] for entry in signal.receivers]
 
-    weak_ref, strong = in_a_thread(refs)
+    weak_ref, strong, method_ref = in_a_thread(refs)
     assert isinstance(weak_ref, weakref.ref)
     assert weak_ref() is weakly
     assert strong is strongly
+    assert isinstance(method_ref, weakref.ref)
+    assert method_ref() == kitchen.on_order  # a fresh bound method each time, as WeakMethod
 
 
 @pytest.mark.parametrize("locked", [False, True], ids=["outside the lock", "inside the lock"])

@@ -418,6 +418,7 @@ class ClassWithoutKwargs:
         pass
 
 
+KITCHEN = Kitchen()  # a live instance: its bound method stays connected
 DJANGOS_SENTENCE = "Signal receivers must accept keyword arguments (**kwargs)."
 
 
@@ -513,9 +514,6 @@ def test_what_is_not_a_class_bodys_plain_function_does_not_warn(connect_it, recw
 
     assert not [w for w in recwarn if issubclass(w.category, MethodReceiverWarning)]
     assert signal.has_listeners()
-
-
-KITCHEN = Kitchen()
 
 
 def nested_with_self():

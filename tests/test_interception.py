@@ -106,6 +106,17 @@ def test_a_subclass_keeps_its_send_override_in_every_mode(mode: str, method: str
 
 
 @pytest.mark.parametrize("method", SEND_METHODS)
+def test_a_muted_subclass_runs_its_override_and_calls_no_receiver(method: str) -> None:
+    signal = AuditedSignal()
+    signal.connect(on_order)
+
+    with mute(signal):
+        assert call(signal, method, "shop") == []
+
+    assert signal.audit == [method]
+
+
+@pytest.mark.parametrize("method", SEND_METHODS)
 def test_a_strict_subclass_keeps_its_override_and_is_checked(method: str) -> None:
     signal = AuditedSignal(providing_args=["order_id"], strict=True)
     signal.connect(on_order)

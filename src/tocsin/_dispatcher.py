@@ -581,11 +581,11 @@ class Signal:
         robust = method == "send_robust"
         record, hooks, skipped = self._begin(method, sender, named)
         if record is None:
-            return self._deliver(sender, self._prepared(method, sender, named), robust)
+            return self._deliver(self._prepared(method, sender, named), robust)
         try:
             if not record.muted:
                 receivers = self._prepared(method, sender, named, skipped)
-                record.responses = self._deliver(sender, receivers, robust, _observer(record))
+                record.responses = self._deliver(receivers, robust, _observer(record))
             else:
                 record.responses = []
             return record.responses
@@ -650,7 +650,6 @@ class Signal:
 
     def _deliver(
         self,
-        sender: Any,
         receivers: tuple[tuple[Dereference, ...], tuple[Dereference, ...], dict[str, Any]],
         robust: bool,
         observer: Observer | None = None,
@@ -712,7 +711,9 @@ class Signal:
     # -- resolving and caching ----------------------------------------------------------
 
     def _resolve(self, sender: object) -> Resolved:
-        """The ordered sync and async receivers for *sender* (cached)."""
+        """The ordered sync and async receivers for *sender* (from the cache, resolved
+        on a miss): what ``self._cache[id(sender)]`` gives, for callers that hold the
+        sender rather than its id."""
         return self._cache[id(sender)]
 
     def _resolve_key(self, key: int) -> Resolved:

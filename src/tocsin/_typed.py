@@ -290,7 +290,15 @@ def signal(
 ) -> Any:
     """Decorator: declare a typed signal from a stub function (``@signal`` or
     ``@signal(strict=True)``). The stub's first parameter is the sender, the others
-    (keyword-only) the payload; its name and docstring become the signal's."""
+    (keyword-only) the payload; its name and docstring become the signal's. Returns
+    the ``TypedSignal``.
+
+    Not to be confused with the module ``tocsin.signals``, which holds Django's built-in
+    signals. Both names are kept on purpose: ``signals`` is where Django (and every
+    Django app: ``myapp/signals.py``, found by ``autodiscover``) keeps its signals, and
+    ``signal`` is the decorator's natural name, beside ``receiver``. One declares a
+    signal; the other is a place where signals are declared.
+    """
 
     def declare(stub: Callable[..., object]) -> TypedSignal[Any, ...]:
         return TypedSignal(stub, strict=strict, use_caching=use_caching, name=name, doc=doc)

@@ -6,6 +6,11 @@ and WSGI apps, ``template_rendered`` from Jinja2. Every receiver also gets ``sig
 
 Model signals accept a lazy sender: the name of a class not defined yet
 (``sender="Article"`` or ``sender="blog.models.Article"``); see ``ModelSignal``.
+
+Not to be confused with ``tocsin.signal`` (singular), the decorator that declares a
+typed signal from a stub function. The module keeps Django's name for where signals are
+defined (``django.db.models.signals``, an app's ``signals.py``); the decorator keeps the
+name that reads well beside ``receiver``.
 """
 
 from __future__ import annotations
