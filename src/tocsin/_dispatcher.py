@@ -927,6 +927,10 @@ class Signal:
         with self._mutex:
             self._collect_dead()
 
+    def _log_robust_failure(self, receiver: object, err: Exception) -> None:
+        """Django's: log a failing receiver as ``send_robust`` does."""
+        _log_failure(receiver, err)
+
     @property
     def _dead_receivers(self) -> bool:
         """Django's flag "some entries are dead and not yet dropped"."""

@@ -72,6 +72,12 @@ def receiver_key(receiver: object, dispatch_uid: object = None) -> ReceiverKey:
     return id(receiver)
 
 
+# Django 6.0 added the sender's weak reference to its tuples; before, they read
+# ((receiver_key, sender_key), ref, is_async). tocsin.contrib.django sets the width of the
+# Django installed, for code written against it.
+django_tuple_width = 4
+
+
 class _EntryShape:
     """Lets an entry be read as Django's ``((key, sender_key), ref, sender_ref, is_async)``.
 
@@ -85,10 +91,6 @@ class _EntryShape:
     bucket: _Bucket
     seq: int
     is_async: bool
-    # Django 6.0 added the sender's weak reference to its tuples; before, they read
-    # ((receiver_key, sender_key), ref, is_async). tocsin.contrib.django sets the width
-    # of the Django installed, for code written against it.
-    django_width = 4
 
     @property
     def priority(self) -> int:
@@ -101,7 +103,7 @@ class _EntryShape:
         key = self.key
         # Django's key holds the dispatch_uid itself.
         keys = (key.uid if type(key) is DispatchUid else key, bucket.sender_key)
-        if self.django_width == 3:
+        if django_tuple_width == 3:
             return (keys, self._reference(), self.is_async)
         return (keys, self._reference(), bucket.sender_ref, self.is_async)
 
@@ -115,7 +117,7 @@ class _EntryShape:
         return self._django_tuple()[index]
 
     def __len__(self) -> int:
-        return self.django_width
+        return django_tuple_width
 
 
 class WeakEntry(weakref.ref, _EntryShape):  # type: ignore[type-arg]

@@ -48,9 +48,9 @@ import django.dispatch.dispatcher as django_dispatcher
 from django.db.models import signals as model_signals
 
 import django
-from tocsin import _async, _dispatcher, _registry
+from tocsin import _async, _dispatcher, _refs, _registry
 from tocsin._dispatcher import Signal
-from tocsin._refs import NONE_ID, DispatchUid, _EntryShape, is_bound_method
+from tocsin._refs import NONE_ID, DispatchUid, is_bound_method
 
 __all__ = ["DjangoModelSignal", "DjangoSignal", "install", "installed", "uninstall"]
 
@@ -87,10 +87,6 @@ class DjangoSignal(Signal, _DJANGO_SIGNAL):  # type: ignore[misc]
             with contextlib.suppress(TypeError):  # tocsin's connect says it better
                 weakref.ref(receiver)
         return super().connect(receiver, sender, weak, dispatch_uid, **options)
-
-    def _log_robust_failure(self, receiver: object, err: Exception) -> None:
-        """Django's: log a receiver's failure as ``send_robust`` does."""
-        _dispatcher._log_failure(receiver, err)
 
     def _flag_dead_receivers(self, reference: object = None) -> None:
         """Django's weak-reference callback; tocsin's own callbacks already did the work."""
@@ -365,7 +361,7 @@ def install() -> int:
         model_signals.ModelSignal = DjangoModelSignal
         _dispatcher.logger = logging.getLogger("django.dispatch")
         _async.follow_asgiref = True
-        _EntryShape.django_width = 4 if int(django.VERSION[0]) >= 6 else 3
+        _refs.django_tuple_width = 4 if int(django.VERSION[0]) >= 6 else 3
         # type(), not isinstance(): that would read __class__, which lazy objects
         # (Django's settings among them) answer by setting themselves up.
         signals = [
@@ -400,7 +396,7 @@ def uninstall() -> int:
         model_signals.ModelSignal = _DJANGO_MODEL_SIGNAL
         _dispatcher.logger = logging.getLogger("tocsin.dispatch")
         _async.follow_asgiref = False
-        _EntryShape.django_width = 4
+        _refs.django_tuple_width = 4
         signals = [signal for signal in _registry.known_signals() if type(signal) in _to_django]
         for signal in signals:
             _switch_back(signal)
