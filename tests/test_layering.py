@@ -44,10 +44,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tocsin.contrib.django.testing", "tocsin.testing"): (
         "Django's mute_signals is tocsin.testing.mute shaped for TestCase classes"
     ),
-    ("tocsin.contrib.django._switch", "tocsin._refs"): (
-        "the switch turns receivers connected to Django's own Signal into tocsin entries, "
-        "keeping their keys and weak/strong mode"
-    ),
 }
 
 FORBIDDEN_FOR_THE_CORE = (
