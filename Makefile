@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean
+.PHONY: docs docs-serve demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo:
 	$(VENV)-demo/bin/python examples/demo.py
 
 ## make test: lint, type-check (mypy, pyright), and run the whole suite on every CPython >= 3.11 here
-test: lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0
+test: lint typecheck typecheck-pyright docs pytest test-all-pythons test-sqlalchemy-2.0
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -55,7 +55,7 @@ bench-quick: $(BIN)/.installed
 	$(BIN)/python -m benchmarks --remote --quick
 
 clean:
-	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	rm -rf .venv .venv-* site docs/generated .docs-screenshots .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
 ## make typecheck-pyright: pyright (pinned, from npm into .tools) on src; strict on the typed-signal modules
 PYRIGHT_VERSION ?= 1.1.414
@@ -68,3 +68,18 @@ typecheck-pyright: $(BIN)/.installed
 		[ -x $(PYRIGHT) ] || npm install --no-save --prefix .tools pyright@$(PYRIGHT_VERSION); \
 		$(PYRIGHT) --pythonpath $(BIN)/python; \
 	fi
+
+## make docs: build the documentation site strictly into site/ (make docs-serve to preview)
+DOCS_VENV = $(VENV)-docs
+
+$(DOCS_VENV)/bin/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DOCS_VENV)/bin/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(DOCS_VENV)/bin/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict --quiet
+
+docs-serve: $(DOCS_VENV)/bin/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs serve
