@@ -195,3 +195,79 @@ def test_the_console_script_finds_the_project_from_its_directory() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "tests.sample_app.signals.order_placed" in result.stdout
+
+
+# -- lazy subcommands ------------------------------------------------------------------
+
+LOADED_AFTER = """
+import contextlib, io, json, sys
+from tocsin.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    try:
+        status = main(sys.argv[1:])
+    except SystemExit as exit:  # --help exits
+        status = exit.code
+print(json.dumps({
+    "status": status,
+    "stdout": out.getvalue(),
+    "modules": sorted(name for name in sys.modules if name.startswith("tocsin")),
+}))
+"""
+
+
+def run_and_list_modules(*args: str) -> dict[str, object]:
+    """Run the command line in a fresh interpreter; what it printed, and the tocsin
+    modules it had imported by the end."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOADED_AFTER, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome: dict[str, object] = json.loads(result.stdout)
+    return outcome
+
+
+def test_inspect_imports_its_own_module_and_nothing_of_remote() -> None:
+    outcome = run_and_list_modules("inspect", *SAMPLE)
+
+    assert outcome["status"] == 0
+    assert "tests.sample_app.signals.order_placed" in str(outcome["stdout"])
+    modules = outcome["modules"]
+    assert isinstance(modules, list)
+    assert "tocsin.cli_inspect" in modules
+    assert [name for name in modules if name.startswith("tocsin.remote")] == []
+    assert [name for name in modules if name.startswith("tocsin.contrib")] == []
+
+
+def test_help_lists_every_subcommand_without_importing_any() -> None:
+    from tocsin.cli import SUBCOMMANDS
+
+    outcome = run_and_list_modules("--help")
+
+    assert outcome["status"] == 0
+    for name in SUBCOMMANDS:
+        assert f"    {name}" in str(outcome["stdout"])
+    modules = outcome["modules"]
+    assert isinstance(modules, list)
+    loaded = {subcommand.module for subcommand in SUBCOMMANDS.values()} & set(modules)
+    assert loaded == set()
+
+
+def test_a_subcommands_help_shows_its_own_arguments() -> None:
+    outcome = run_and_list_modules("graph", "--help")
+
+    assert "--format" in str(outcome["stdout"])
+    modules = outcome["modules"]
+    assert isinstance(modules, list)
+    assert "tocsin.cli_graph" in modules
+    assert [name for name in modules if name.startswith("tocsin.remote")] == []
+
+
+def test_an_unknown_subcommand_is_refused_by_name() -> None:
+    result = tocsin("frobnicate")
+
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr

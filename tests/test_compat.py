@@ -88,6 +88,283 @@ def test_lock_is_a_plain_non_reentrant_threading_lock():
     signal.lock.release()
 
 
+# -- signal.lock, as Django code holds it -------------------------------------------------
+# Code written for Django takes ``signal.lock`` around its swaps of ``signal.receivers``
+# and its clearing of ``sender_receivers_cache``. Each test runs in a worker thread joined
+# with a timeout, so that a deadlock fails the test instead of hanging the suite.
+
+JOIN_TIMEOUT = 30.0  # seconds: a safety net against deadlocks, not a measure of speed
+
+
+def in_a_thread(function):
+    """Run *function* in a worker thread; re-raise what it raised; fail if it hangs."""
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(("returned", function()))
+        except BaseException as error:
+            outcome.append(("raised", error))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=JOIN_TIMEOUT)
+    assert not worker.is_alive(), "deadlock: the worker never finished"
+    [(how, value)] = outcome
+    if how == "raised":
+        raise value
+    return value
+
+
+@contextlib.contextmanager
+def maybe_locked(signal, locked):
+    if locked:
+        with signal.lock:
+            yield
+    else:
+        yield
+
+
+def test_the_documented_django_swap_under_the_lock_works():
+    signal = Signal(use_caching=True)
+    store = Store()
+    a, b = named("a"), named("b")
+    signal.connect(a)
+    signal.connect(b, sender=store, weak=False)
+    assert responses(signal.send(store)) == ["a", "b"]
+
+    def swap_out_and_back():
+        with signal.lock:
+            saved = signal.receivers[:]
+            signal.receivers = []
+        silenced = signal.send(store)
+        with signal.lock:
+            signal.receivers = saved
+            signal.sender_receivers_cache.clear()
+        return silenced
+
+    assert in_a_thread(swap_out_and_back) == []
+    assert responses(signal.send(store)) == ["a", "b"]
+    assert signal.disconnect(b, sender=store) is True
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["outside the lock", "inside the lock"])
+def test_reading_and_slicing_receivers(locked):
+    signal = Signal()
+    first, second = named("first"), named("second")
+    signal.connect(first)
+    signal.connect(second, weak=False)
+
+    def read():
+        with maybe_locked(signal, locked):
+            return signal.receivers, signal.receivers[:], signal.receivers[1:]
+
+    whole, copy, tail = in_a_thread(read)
+    assert [entry[0][0] for entry in whole] == [id(first), id(second)]
+    assert copy == whole
+    assert copy is not whole
+    assert tail == whole[1:]
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["outside the lock", "inside the lock"])
+def test_entry_one_is_the_weak_reference_or_the_receiver(locked):
+    signal = Signal()
+    weakly, strongly = named("weakly"), named("strongly")
+
+    class Kitchen:
+        def on_order(self, **kwargs):
+            return "cooked"
+
+    kitchen = Kitchen()
+    signal.connect(weakly)
+    signal.connect(strongly, weak=False)
+    signal.connect(kitchen.on_order)
+
+    def refs():
+        with maybe_locked(signal, locked):
+            return [entry[1] for entry in signal.receivers]
+
+    weak_ref, strong, method_ref = in_a_thread(refs)
+    assert isinstance(weak_ref, weakref.ref)
+    assert weak_ref() is weakly
+    assert strong is strongly
+    assert isinstance(method_ref, weakref.ref)
+    assert method_ref() == kitchen.on_order  # a fresh bound method each time, as WeakMethod
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["outside the lock", "inside the lock"])
+def test_assigning_receivers(locked):
+    signal = Signal()
+    keep, drop = named("keep"), named("drop")
+    signal.connect(keep)
+    signal.connect(drop)
+
+    def assign():
+        with maybe_locked(signal, locked):
+            signal.receivers = [entry for entry in signal.receivers if entry[1]() is keep]
+
+    in_a_thread(assign)
+    assert responses(signal.send(Store())) == ["keep"]
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["outside the lock", "inside the lock"])
+def test_adding_to_receivers_in_place(locked):
+    signal = Signal()
+    old, new = named("old"), named("new")
+    signal.connect(old)
+    saved = signal.receivers[:]
+    signal.receivers = []
+    signal.connect(new)
+
+    def extend():
+        with maybe_locked(signal, locked):
+            signal.receivers += saved
+
+    in_a_thread(extend)
+    assert responses(signal.send(Store())) == ["new", "old"]
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["outside the lock", "inside the lock"])
+def test_clearing_the_cache(locked):
+    signal = Signal()
+    store = Store()
+    signal.connect(named("anyone"), weak=False)
+    signal.send(store)
+    assert signal.sender_receivers_cache
+
+    def clear():
+        with maybe_locked(signal, locked):
+            signal.sender_receivers_cache.clear()
+
+    in_a_thread(clear)
+    assert dict(signal.sender_receivers_cache) == {}
+    assert responses(signal.send(store)) == ["anyone"]
+
+
+def test_sending_and_muting_inside_the_lock_do_not_deadlock():
+    # Resolving a new sender and muting take only the signal's private mutex.
+    from tocsin.testing import mute
+
+    signal = Signal()
+    signal.connect(named("anyone"), weak=False)
+
+    def send_under_the_lock():
+        with signal.lock:
+            first = responses(signal.send(Store()))  # a sender never seen: a cache miss
+            with mute(signal):
+                silenced = signal.send(Store())
+            return first, silenced, signal.has_listeners(Store())
+
+    assert in_a_thread(send_under_the_lock) == (["anyone"], [], True)
+
+
+def test_connect_and_disconnect_wait_while_django_code_holds_the_lock():
+    signal = Signal()
+    latecomer = named("latecomer")
+    released = threading.Event()
+    connected = []
+
+    def connect():
+        signal.connect(latecomer)
+        connected.append(released.is_set())
+
+    with signal.lock:
+        saved = signal.receivers[:]
+        signal.receivers = []
+        worker = threading.Thread(target=connect, daemon=True)
+        worker.start()
+        worker.join(timeout=0.2)  # it cannot finish while the lock is held
+        assert signal.receivers == []
+        signal.receivers = saved
+        released.set()
+    worker.join(timeout=JOIN_TIMEOUT)
+
+    assert connected == [True]
+    assert responses(signal.send(Store())) == ["latecomer"]
+
+
+def test_deaths_while_the_private_mutex_is_held_are_finished_later():
+    # The collector can run in the middle of the signal's own bookkeeping: its
+    # callbacks must neither wait for the mutex nor be lost.
+    signal = Signal()
+    doomed, survivor = named("doomed"), named("survivor")
+    signal.connect(doomed)
+    signal.connect(survivor)
+    signal.send(Store())
+
+    def die_under_the_mutex():
+        nonlocal doomed
+        with signal._mutex:
+            doomed = None
+
+    in_a_thread(die_under_the_mutex)
+    assert responses(signal.send(Store())) == ["survivor"]
+    assert len(signal.receivers) == 1
+
+
+def test_django_swaps_connects_sends_and_deaths_from_many_threads():
+    signal = Signal(use_caching=True)
+    store = Store()
+    permanent = [named(f"permanent {n}") for n in range(3)]
+    for receiver in permanent:
+        signal.connect(receiver, weak=False)
+    rounds = 200
+    start = threading.Barrier(6)
+    failures = []
+
+    def swapper():
+        # The whole swap under the lock, as Django test helpers do it: nobody can
+        # connect meanwhile, so the muted signal is silent.
+        for _ in range(rounds):
+            with signal.lock:
+                saved = signal.receivers[:]
+                signal.receivers = []
+                if signal.send(store) != []:
+                    raise AssertionError("a muted signal answered")
+                signal.receivers = saved
+                signal.sender_receivers_cache.clear()
+
+    def connector(number):
+        own_sender = Store()
+        for turn in range(rounds):
+            receiver = named(f"{number}:{turn}")
+            signal.connect(receiver, sender=own_sender)
+            got = responses(signal.send(own_sender))
+            # Its own receiver, unless a swapper had it swapped out at that moment.
+            if f"{number}:{turn}" not in got and len(got) != 0:
+                raise AssertionError(f"lost a receiver: {got}")
+            signal.disconnect(receiver, sender=own_sender)
+            del receiver  # weak: a death too, if disconnect lost a race with a swap
+
+    def sender():
+        for _ in range(rounds):
+            got = responses(signal.send(store))
+            if got not in ([], [f"permanent {n}" for n in range(3)]):
+                raise AssertionError(f"half a swap was seen: {got}")
+
+    def run(target, *args):
+        def body():
+            try:
+                start.wait()
+                target(*args)
+            except BaseException as error:
+                failures.append(error)
+
+        return threading.Thread(target=body, daemon=True)
+
+    threads = [run(swapper), run(swapper), run(connector, 1), run(connector, 2)]
+    threads += [run(sender), run(sender)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not any(thread.is_alive() for thread in threads), "deadlock"
+    assert failures == []
+    assert responses(signal.send(store)) == [f"permanent {n}" for n in range(3)]
+    assert [entry[1] for entry in signal.receivers] == permanent
+
+
 # -- signal.receivers ------------------------------------------------------------------
 
 

@@ -4,11 +4,12 @@
 Each test is a small usage example: it shows a call and pins down what it does.
 """
 
+import collections
 import functools
 
 import pytest
 
-from tocsin import Signal, receiver
+from tocsin import MethodReceiverWarning, Signal, receiver
 
 
 class Store:
@@ -418,23 +419,115 @@ class ClassWithoutKwargs:
         pass
 
 
+KITCHEN = Kitchen()  # a live instance: its bound method stays connected
+DJANGOS_SENTENCE = "Signal receivers must accept keyword arguments (**kwargs)."
+
+
 @pytest.mark.parametrize(
-    "bad_receiver",
+    ("bad_receiver", "named", "fix"),
     [
-        pytest.param(takes_no_kwargs, id="function"),
-        pytest.param(Kitchen().takes_no_kwargs, id="bound-method"),
-        pytest.param(CallableWithoutKwargs(), id="callable-object"),
-        pytest.param(ClassWithoutKwargs, id="class"),
-        pytest.param(functools.partial(takes_no_kwargs), id="partial"),
-        pytest.param(len, id="builtin"),
+        pytest.param(
+            takes_no_kwargs,
+            f"{__name__}.takes_no_kwargs does not",
+            "def takes_no_kwargs(sender, **kwargs)",
+            id="function",
+        ),
+        pytest.param(
+            Kitchen().takes_no_kwargs,
+            f"{__name__}.Kitchen.takes_no_kwargs does not",
+            "def takes_no_kwargs(self, sender, **kwargs)",
+            id="bound-method",
+        ),
+        pytest.param(
+            CallableWithoutKwargs(),
+            f"a {__name__}.CallableWithoutKwargs instance does not",
+            "def __call__(self, sender, **kwargs)",
+            id="callable-object",
+        ),
+        pytest.param(
+            ClassWithoutKwargs,
+            f"{__name__}.ClassWithoutKwargs does not",
+            "def __init__(self, sender, **kwargs)",
+            id="class",
+        ),
+        pytest.param(
+            functools.partial(takes_no_kwargs),
+            f"functools.partial({__name__}.takes_no_kwargs) does not",
+            "wrap it in a function that takes **kwargs",
+            id="partial",
+        ),
+        pytest.param(len, "len does not", "wrap it in a function that takes", id="builtin"),
     ],
 )
-def test_a_receiver_without_kwargs_is_rejected(bad_receiver):
+def test_a_receiver_without_kwargs_is_rejected_with_djangos_sentence_then_the_fix(
+    bad_receiver, named, fix
+):
     signal = Signal()
 
     with pytest.raises(ValueError, match="keyword arguments") as raised:
         signal.connect(bad_receiver, weak=False)
-    assert str(raised.value) == "Signal receivers must accept keyword arguments (**kwargs)."
+    message = str(raised.value)
+    assert message.startswith(DJANGOS_SENTENCE + " ")  # code matching Django's text still works
+    assert named in message
+    assert fix in message
+    assert signal.receivers == []
+
+
+def test_a_method_decorated_in_its_class_body_warns_at_connect_with_the_fix():
+    signal = Signal()
+
+    with pytest.warns(MethodReceiverWarning) as warned:
+
+        class Kitchen:
+            @receiver(signal)
+            def on_order(self, sender, **kwargs):
+                return "cooked"
+
+    [warning] = warned
+    message = str(warning.message)
+    assert "Kitchen.on_order is connected to" in message
+    assert "signal.connect(self.on_order)" in message
+    assert "@staticmethod" in message
+    assert warning.filename == __file__  # points at the user's code, not tocsin's
+    assert signal.has_listeners()  # a warning, not a refusal: connected as asked
+
+
+def test_an_unbound_method_connected_from_outside_its_class_warns_too():
+    signal = Signal()
+
+    with pytest.warns(MethodReceiverWarning, match=r"Kitchen\.on_order"):
+        signal.connect(Kitchen.on_order)
+
+
+@pytest.mark.parametrize(
+    "connect_it",
+    [
+        pytest.param(lambda signal: signal.connect(KITCHEN.on_order), id="bound-method"),
+        pytest.param(lambda signal: signal.connect(Kitchen.on_order_for_class), id="classmethod"),
+        pytest.param(lambda signal: signal.connect(nested_with_self(), weak=False), id="nested"),
+        pytest.param(lambda signal: signal.connect(takes_self_at_module_level), id="module-level"),
+    ],
+)
+def test_what_is_not_a_class_bodys_plain_function_does_not_warn(connect_it, recwarn):
+    signal = Signal()
+
+    connect_it(signal)
+
+    assert not [w for w in recwarn if issubclass(w.category, MethodReceiverWarning)]
+    assert signal.has_listeners()
+
+
+def nested_with_self():
+    # A nested function that happens to call its first parameter "self" (qualname
+    # "nested_with_self.<locals>.handler"): not a method, no warning.
+    def handler(self=None, **kwargs):
+        return self
+
+    return handler
+
+
+def takes_self_at_module_level(self=None, **kwargs):
+    return self
 
 
 def test_a_failed_connect_leaves_the_signal_unchanged():
@@ -707,8 +800,8 @@ def test_receiver_connects_the_function_and_returns_it_unchanged():
     assert pizza_done.send(sender=Store()) == [(count_pizzas, "counted")]
 
 
-@pytest.mark.parametrize("container", [list, tuple])
-def test_receiver_connects_to_each_signal_of_a_list_or_tuple(container):
+@pytest.mark.parametrize("container", [list, tuple, collections.deque])
+def test_receiver_connects_to_each_signal_of_a_sequence(container):
     pre_save, post_save = Signal(), Signal()
 
     @receiver(container([pre_save, post_save]))
@@ -778,6 +871,11 @@ def test_receiver_given_something_other_than_signals_is_a_clear_type_error(not_a
             pass
 
     assert signal.receivers == []
+
+
+def test_receiver_does_not_take_a_string_for_a_sequence_of_signals():
+    with pytest.raises(TypeError, match="not 'post_save'"):
+        receiver("post_save")  # type: ignore[arg-type]
 
 
 def test_receiver_checks_every_signal_before_connecting_any():

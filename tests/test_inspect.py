@@ -138,3 +138,17 @@ def test_to_dict_is_json_ready() -> None:
         "is_async",
         "after_commit",
     }
+
+
+def test_signal_label_names_a_signal_by_path_then_name_then_repr() -> None:
+    import tocsin.testing
+    from tocsin import Signal
+    from tocsin.inspect import signal_label
+    from tocsin.signals import post_save
+
+    assert signal_label(post_save) == "tocsin.signals.post_save"
+    assert signal_label(Signal(name="local")) == "local"
+    anonymous = Signal()
+    assert signal_label(anonymous) == repr(anonymous)
+    # Still importable from where it was first defined.
+    assert tocsin.testing.signal_label is signal_label

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any, Literal
 
 import pytest
@@ -41,7 +42,7 @@ def test_a_typed_signal_is_a_signal_with_the_same_methods():
     assert isinstance(pizza_done, Signal)
     for name in ("send", "send_robust", "asend", "asend_robust", "connect", "disconnect"):
         assert getattr(type(pizza_done), name) is getattr(Signal, name)
-    assert "send" not in vars(pizza_done)  # no checking wrapper: the plain send path
+    assert pizza_done._intercept is None  # not strict: the plain send path
     assert pizza_done.name == "pizza_done"
     assert pizza_done.doc == "Sent when a pizza is done."
     assert pizza_done.providing_args == frozenset({"toppings", "size"})
@@ -107,9 +108,12 @@ def test_strict_types_checks_asend_before_anything_runs():
     with pytest.raises(TypeError, match="'size' must be"):
         asyncio.run(pizza_done.asend(PizzaStore, toppings=[], size=1.5))
     with pytest.raises(TypeError, match="missing"):
-        pizza_done.asend_robust(PizzaStore)  # type: ignore[unused-coroutine]
+        asyncio.run(pizza_done.asend_robust(PizzaStore))
     asyncio.run(pizza_done.asend_robust(PizzaStore, toppings=[]))
     assert len(calls) == 1
+    # Still coroutine functions, as on a plain signal: strictness replaces no method.
+    assert inspect.iscoroutinefunction(pizza_done.asend)
+    assert inspect.iscoroutinefunction(pizza_done.asend_robust)
 
 
 def test_what_cannot_be_checked_is_let_through():

@@ -1,7 +1,13 @@
 """tocsin: Django's signal dispatcher as a library for any Python program."""
 
 from tocsin._commit import after_commit
-from tocsin._dispatcher import Connection, Signal, WeakReceiverWarning, receiver
+from tocsin._dispatcher import (
+    Connection,
+    MethodReceiverWarning,
+    Signal,
+    WeakReceiverWarning,
+    receiver,
+)
 from tocsin._hooks import Hook, ReceiverCall, SendRecord, add_hook, remove_hook
 from tocsin._lazy import LazySenderWarning
 from tocsin._registry import dotted_path, find_signal, known_signals
@@ -13,6 +19,7 @@ __all__ = [
     "Connection",
     "Hook",
     "LazySenderWarning",
+    "MethodReceiverWarning",
     "ReceiverCall",
     "SendRecord",
     "Signal",

@@ -6,13 +6,36 @@ How it is laid out, and why:
   sender", each a dict from receiver key to entry in connection order. Connecting and
   disconnecting are O(1) dict operations.
 - ``send`` looks up ``id(sender)`` in a cache of *resolved* receivers: a pair of tuples
-  (sync, async) of dereferencing callables, already merged and ordered. A miss resolves
-  the sender's bucket and the any-sender bucket under the lock. A change to a bucket
-  invalidates exactly the cache entries that depend on it.
+  (sync, async) of dereferencing callables, already merged and ordered. A miss (the
+  cache's ``__missing__``: the one place that looks receivers up) resolves the sender's
+  bucket and the any-sender bucket. A change to a bucket invalidates exactly the cache
+  entries that depend on it.
+- Interception is a private decision, never a replaced method: ``_intercept`` is None
+  while the signal is plain (not strict, no mute rule naming it, no hook on it, no
+  global hook), and otherwise says why it is not. Each public send method tests it first
+  (before any short cut: ``capture()`` records sends that nobody receives) and takes the
+  slow path if it is set, so a subclass that overrides ``send`` keeps its override in
+  every mode. ``_intercept`` is recomputed under the private lock whenever strictness,
+  mute rules or hooks change.
+
+Locks, and why there are two:
+
+- ``lock`` is Django's public lock. ``connect`` and ``disconnect`` take it, and nothing
+  else does, so code written for Django that holds it (``with signal.lock: saved =
+  signal.receivers[:]; signal.receivers = []``, later restoring them and clearing
+  ``sender_receivers_cache``) keeps connects and disconnects out while it works. Reading
+  or assigning ``receivers``, clearing the cache, sending, resolving and muting never
+  take it, so all of them work inside and outside ``with signal.lock``.
+- ``_mutex`` is private: it guards the buckets, the cache's refills and the queue of
+  deaths, for a few dict operations at a time. It is taken after ``lock`` (never the
+  other way round) and never held while a receiver or any other user code runs.
 - Garbage collection removes what it kills at once: the weak-reference callbacks of a
   dead receiver or sender delete its entries and invalidate the cache, without ever
-  waiting for the lock (they may run while this very thread holds it; then the work is
-  queued for the next holder).
+  waiting for a lock. They only *try* ``_mutex``: they may run inside the collector while
+  this very thread holds it, in the middle of a change; then the work is queued for the
+  next holder. (A re-entrant lock would let them in, into that half-done change.)
+- At interpreter exit the callbacks run while modules are torn down: they read no module
+  globals and log nothing then.
 """
 
 from __future__ import annotations
@@ -26,11 +49,17 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from tocsin import _async, _hooks, _registry
-from tocsin._checks import WeakReceiverWarning, argument_names, check_receiver, warn_weak_lambda
+from tocsin._checks import (
+    MethodReceiverWarning,
+    WeakReceiverWarning,
+    argument_names,
+    check_receiver,
+    warn_weak_lambda,
+)
 from tocsin._hooks import Observer
 from tocsin._refs import (
     NONE_ID,
@@ -44,7 +73,7 @@ from tocsin._refs import (
     receiver_key,
 )
 
-__all__ = ["NO_RECEIVERS", "Signal", "WeakReceiverWarning", "receiver"]
+__all__ = ["NO_RECEIVERS", "MethodReceiverWarning", "Signal", "WeakReceiverWarning", "receiver"]
 
 logger = logging.getLogger("tocsin.dispatch")
 
@@ -65,6 +94,11 @@ _S = TypeVar("_S")
 _D = TypeVar("_D")
 _S_contra = TypeVar("_S_contra", contravariant=True)
 _D_co = TypeVar("_D_co", covariant=True)
+
+# mypy reads ``if not MYPY:`` as false (it gives MYPY the meaning of TYPE_CHECKING);
+# pyright has no such rule and reads it; Python runs it. It keeps from mypy what only
+# pyright can check (see tocsin._typed).
+MYPY = False
 
 
 class _Decorator(Protocol):
@@ -158,6 +192,29 @@ class _Bucket(dict[ReceiverKey, Entry]):
         return self.sender is sender
 
 
+class _Cache(dict[int, Resolved]):
+    """``id(sender)`` -> its resolved receivers; a miss resolves them (and caches them).
+
+    Every lookup is ``signal._cache[id(sender)]``: one subscript at C speed on a hit,
+    and the one helper that resolves on a miss.
+    """
+
+    __slots__ = ("signal",)
+
+    def __init__(self, signal: Signal) -> None:
+        super().__init__()
+        self.signal = signal
+
+    def __missing__(self, key: int) -> Resolved:
+        return self.signal._resolve_key(key)
+
+
+# The reasons a signal leaves the fast path; Signal._intercept is None or one of these.
+_STRICT = frozenset({"strict"})
+_WATCHED = frozenset({"watched"})
+_STRICT_WATCHED = _STRICT | _WATCHED
+
+
 def _dispatch_order(entry: Entry) -> tuple[int, int]:
     return (-entry.priority, entry.seq)
 
@@ -200,19 +257,17 @@ class Signal:
             providing_args, use_caching = use_caching, False
         self.use_caching = bool(use_caching)
         self.providing_args = argument_names(providing_args)
-        if strict and self.providing_args is None:
-            raise TypeError(
-                "Signal(strict=True) needs providing_args: the keyword arguments to check"
-            )
-        self.strict = strict
         self.name = name
         self.doc = doc
         if doc is not None:
             self.__doc__ = doc  # what help(signal) shows
+        # Django's lock, held by connect and disconnect (and by Django code that swaps
+        # receivers); _mutex guards the data (see the module's docstring).
         self.lock = threading.Lock()
+        self._mutex = threading.Lock()
 
         self._buckets: dict[int, _Bucket] = {}
-        self._cache: dict[int, Resolved] = {}
+        self._cache = _Cache(self)
         self._seq = itertools.count()
         self._priorities_used = False
         # Work that garbage collection could not do because the lock was held.
@@ -221,12 +276,30 @@ class Signal:
         self._on_receiver_death = self._receiver_died
         self._on_sender_death = self._sender_died
 
-        _registry.register(self, _creating_module())
-
-        # Mute rules naming this signal, and hooks told of its sends (see _hooks).
-        self._interceptions = 0
+        # Mute rules naming this signal, and hooks told of its sends (see _hooks); why
+        # sends leave the fast path (None: they do not). Registered before it is
+        # computed, so a global hook added meanwhile cannot be missed.
+        self._mute_rules = 0
         self._hooks: tuple[_hooks.Hook, ...] = ()
-        self._refresh_methods()
+        self._strict = False
+        self._intercept: frozenset[str] | None = None
+        _registry.register(self, _creating_module())
+        self.strict = strict
+
+    @property
+    def strict(self) -> bool:
+        """Whether each send checks its keyword arguments against ``providing_args``."""
+        return self._strict
+
+    @strict.setter
+    def strict(self, strict: bool) -> None:
+        if strict and self.providing_args is None:
+            raise TypeError(
+                "Signal(strict=True) needs providing_args: the keyword arguments to check"
+            )
+        with self._mutex:
+            self._strict = bool(strict)
+            self._update_intercept()
 
     def __repr__(self) -> str:
         parts = [type(self).__name__]
@@ -256,14 +329,14 @@ class Signal:
         registration wins. Higher ``priority`` runs earlier; equal priorities run in
         connection order. Returns *receiver*, so ``connect`` also works as a decorator.
         """
-        is_async = check_receiver(receiver)
+        is_async = check_receiver(receiver, self)
         if type(priority) is not int:
             raise TypeError(f"priority must be an int, not {type(priority).__name__}")
         if weak and getattr(receiver, "__name__", None) == "<lambda>":
             warn_weak_lambda(self, receiver)
         key = receiver_key(receiver, dispatch_uid)
 
-        with self.lock:
+        with self.lock, self._mutex:
             self._collect_dead()
             bucket = self._bucket_of(sender)
             existing = bucket.get(key)
@@ -301,7 +374,7 @@ class Signal:
         """
         key = receiver_key(receiver, dispatch_uid)
         sender_key = NONE_ID if sender is None else id(sender)
-        with self.lock:
+        with self.lock, self._mutex:
             self._collect_dead()
             bucket = self._buckets.get(sender_key)
             if bucket is None or (sender is not None and not bucket.holds(sender)):
@@ -318,9 +391,14 @@ class Signal:
         """Whether ``send(sender)`` would call any receiver right now.
 
         As in Django, ``has_listeners()`` with no sender asks about receivers connected
-        for *any* sender, not about receivers connected at all.
+        for *any* sender, not about receivers connected at all. A hook attached to this
+        signal (``tocsin.testing.capture(signal)``) counts as a listener: code that skips
+        a send nobody would receive (the integrations, Django's fast deletes) still sends
+        while the signal is captured. Global hooks do not count.
         """
-        sync, async_ = self._cache.get(id(sender)) or self._resolve(sender)
+        if self._hooks:
+            return True
+        sync, async_ = self._cache[id(sender)]
         return any(ref() is not None for ref in sync) or any(ref() is not None for ref in async_)
 
     def has_async_listeners(self, sender: object = None) -> bool:
@@ -329,7 +407,7 @@ class Signal:
         Code that sends from a thread running an event loop can use it to choose between
         ``send`` and ``await asend``.
         """
-        _, async_ = self._cache.get(id(sender)) or self._resolve(sender)
+        _, async_ = self._cache[id(sender)]
         return any(ref() is not None for ref in async_)
 
     def muted(
@@ -393,9 +471,11 @@ class Signal:
         thread that is running a loop, use ``await asend(...)`` instead.
         Returns ``[(receiver, response), ...]``.
         """
+        if self._intercept is not None:  # strict, muted, captured or hooked
+            return self._send_intercepted("send", sender, named)
         if not self._buckets:
             return []
-        receivers = self._cache.get(id(sender)) or self._resolve(sender)
+        receivers = self._cache[id(sender)]
         if receivers is NO_RECEIVERS:
             return []
         sync, async_ = receivers
@@ -425,9 +505,11 @@ class Signal:
         Returns ``[(receiver, response_or_exception), ...]``; each failure is logged at
         ERROR on the ``tocsin.dispatch`` logger with its traceback.
         """
+        if self._intercept is not None:
+            return self._send_intercepted("send_robust", sender, named)
         if not self._buckets:
             return []
-        receivers = self._cache.get(id(sender)) or self._resolve(sender)
+        receivers = self._cache[id(sender)]
         if receivers is NO_RECEIVERS:
             return []
         sync, async_ = receivers
@@ -441,7 +523,11 @@ class Signal:
         then async receivers concurrently. Returns ``[(receiver, response), ...]``,
         sync receivers first, each group in registration order.
         """
-        receivers = self._cache.get(id(sender)) or self._resolve(sender)
+        if self._intercept is not None:
+            return await self._asend_intercepted("asend", sender, named)
+        if not self._buckets:
+            return []
+        receivers = self._cache[id(sender)]
         if receivers is NO_RECEIVERS:
             return []
         kwargs = self._receiver_kwargs("asend", sender, named)
@@ -449,7 +535,11 @@ class Signal:
 
     async def asend_robust(self, sender: Any, **named: Any) -> Responses:
         """``asend`` that logs and returns each receiver's ``Exception`` instead of raising."""
-        receivers = self._cache.get(id(sender)) or self._resolve(sender)
+        if self._intercept is not None:
+            return await self._asend_intercepted("asend_robust", sender, named)
+        if not self._buckets:
+            return []
+        receivers = self._cache[id(sender)]
         if receivers is NO_RECEIVERS:
             return []
         kwargs = self._receiver_kwargs("asend_robust", sender, named)
@@ -492,101 +582,22 @@ class Signal:
             )
         return responses
 
-    # -- strict checking and interception: instance-level send methods ----------------
-
-    def _refresh_methods(self) -> None:
-        """Shadow the send methods on this instance while the signal is strict or
-        intercepted (muted, captured, hooked); otherwise leave the class's fast ones."""
-        with self.lock:
-            self._apply_methods()
-
-    def _apply_methods(self) -> None:
-        # The lock is held, so concurrent mutes cannot leave a stale choice behind.
-        intercepted = bool(self._interceptions or self._hooks or _hooks.global_hooks())
-        for name in _SEND_METHODS:
-            if not (intercepted or self.strict):
-                self.__dict__.pop(name, None)
-                continue
-            # The class's own method, bound: the instance attribute is what is being replaced.
-            method = (
-                self._intercepting(name)
-                if intercepted
-                else getattr(type(self), name).__get__(self)
-            )
-            setattr(self, name, self._checking(method) if self.strict else method)
-
-    def _intercept(self, change: int) -> None:
-        with self.lock:
-            self._interceptions += change
-            self._apply_methods()
-
-    def _add_hook(self, hook: _hooks.Hook) -> None:
-        with self.lock:
-            if not any(existing is hook for existing in self._hooks):
-                self._hooks = (*self._hooks, hook)
-            self._apply_methods()
-
-    def _remove_hook(self, hook: _hooks.Hook) -> None:
-        with self.lock:
-            self._hooks = tuple(existing for existing in self._hooks if existing is not hook)
-            self._apply_methods()
-
-    def _intercepting(self, method: str) -> Callable[..., Any]:
-        if method.startswith("a"):
-
-            async def intercepted_async(sender: Any, **named: Any) -> Responses:
-                return await self._asend_intercepted(method, sender, named)
-
-            intercepted_async.__name__ = method
-            return intercepted_async
-
-        def intercepted(sender: Any, **named: Any) -> Responses:
-            return self._send_intercepted(method, sender, named)
-
-        intercepted.__name__ = method
-        return intercepted
-
-    def _begin(
-        self, method: str, sender: Any, named: dict[str, Any]
-    ) -> tuple[_hooks.SendRecord, tuple[_hooks.Hook, ...], frozenset[Any] | set[Any] | None]:
-        decision = _hooks.mute_decision(self, sender)
-        record = _hooks.SendRecord(self, sender, dict(named), method, decision is _hooks.MUTED)
-        hooks = (*self._hooks, *_hooks.global_hooks())
-        for hook in hooks:
-            hook.send_started(record)
-        skipped = decision if isinstance(decision, (set, frozenset)) else None
-        return record, hooks, skipped
-
-    def _end(self, record: _hooks.SendRecord, hooks: tuple[_hooks.Hook, ...]) -> None:
-        record.duration = time.perf_counter() - record.started
-        for hook in hooks:
-            hook.send_finished(record)
-
-    def _prepared(
-        self, method: str, sender: Any, named: dict[str, Any], skipped: Any
-    ) -> tuple[tuple[Dereference, ...], tuple[Dereference, ...], dict[str, Any]]:
-        sync, async_ = self._cache.get(id(sender)) or self._resolve(sender)
-        kwargs = self._receiver_kwargs(method, sender, named)
-        if skipped:
-            sync, async_ = _without(sync, skipped), _without(async_, skipped)
-        return sync, async_, kwargs
+    # -- the slow path: strict checking and interception --------------------------------
+    # Reached from the class's own send methods when _intercept is set; everything here
+    # is decided again from the current state, which may have changed since.
 
     def _send_intercepted(self, method: str, sender: Any, named: dict[str, Any]) -> Responses:
-        """send/send_robust while muted, captured or hooked."""
+        """send/send_robust while strict, muted, captured or hooked."""
+        robust = method == "send_robust"
         record, hooks, skipped = self._begin(method, sender, named)
+        if record is None:
+            return self._deliver(self._prepared(method, sender, named), robust)
         try:
-            if record.muted:
-                record.responses = []
+            if not record.muted:
+                receivers = self._prepared(method, sender, named, skipped)
+                record.responses = self._deliver(receivers, robust, _observer(record))
             else:
-                sync, async_, kwargs = self._prepared(method, sender, named, skipped)
-                robust = method == "send_robust"
-                observer = Observer(record, _hooks.global_hooks()) if hooks else None
-                if async_:
-                    record.responses = self._send_with_async(
-                        sync, async_, kwargs, robust, observer
-                    )
-                else:
-                    record.responses = (_call_robust if robust else _call)(sync, kwargs, observer)
+                record.responses = []
             return record.responses
         except BaseException as error:
             record.error = error
@@ -597,17 +608,17 @@ class Signal:
     async def _asend_intercepted(
         self, method: str, sender: Any, named: dict[str, Any]
     ) -> Responses:
-        """asend/asend_robust while muted, captured or hooked."""
+        """asend/asend_robust while strict, muted, captured or hooked."""
+        robust = method == "asend_robust"
         record, hooks, skipped = self._begin(method, sender, named)
+        if record is None:
+            return await _dispatch_async(*self._prepared(method, sender, named), robust=robust)
         try:
-            if record.muted:
-                record.responses = []
+            if not record.muted:
+                receivers = self._prepared(method, sender, named, skipped)
+                record.responses = await _dispatch_async(*receivers, robust, _observer(record))
             else:
-                sync, async_, kwargs = self._prepared(method, sender, named, skipped)
-                observer = Observer(record, _hooks.global_hooks()) if hooks else None
-                record.responses = await _dispatch_async(
-                    sync, async_, kwargs, method == "asend_robust", observer
-                )
+                record.responses = []
             return record.responses
         except BaseException as error:
             record.error = error
@@ -615,13 +626,52 @@ class Signal:
         finally:
             self._end(record, hooks)
 
-    def _checking(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def checked(sender: Any, **named: Any) -> Any:
-            self._check_arguments(method.__name__, named)
-            return method(sender, **named)
+    def _begin(
+        self, method: str, sender: Any, named: dict[str, Any]
+    ) -> tuple[_hooks.SendRecord | None, tuple[_hooks.Hook, ...], frozenset[Any] | None]:
+        """Check a strict send, then tell the hooks it starts. Returns its record (None
+        when nothing watches the send), the hooks, and the receiver keys muted."""
+        if self._strict:
+            self._check_send(method, sender, named)
+        hooks = (*self._hooks, *_hooks.global_hooks())
+        decision = _hooks.mute_decision(self, sender) if self._mute_rules else None
+        if not hooks and decision is None:
+            return None, hooks, None
+        record = _hooks.SendRecord(self, sender, dict(named), method, decision is _hooks.MUTED)
+        for hook in hooks:
+            hook.send_started(record)
+        skipped = frozenset(decision) if isinstance(decision, (set, frozenset)) else None
+        return record, hooks, skipped
 
-        return checked
+    def _end(self, record: _hooks.SendRecord, hooks: tuple[_hooks.Hook, ...]) -> None:
+        record.duration = time.perf_counter() - record.started
+        for hook in hooks:
+            hook.send_finished(record)
+
+    def _prepared(
+        self, method: str, sender: Any, named: dict[str, Any], skipped: Any = None
+    ) -> tuple[tuple[Dereference, ...], tuple[Dereference, ...], dict[str, Any]]:
+        """The receivers for *sender* less the *skipped* ones, and their keyword arguments."""
+        sync, async_ = self._cache[id(sender)]
+        kwargs = self._receiver_kwargs(method, sender, named)
+        if skipped:
+            sync, async_ = _without(sync, skipped), _without(async_, skipped)
+        return sync, async_, kwargs
+
+    def _deliver(
+        self,
+        receivers: tuple[tuple[Dereference, ...], tuple[Dereference, ...], dict[str, Any]],
+        robust: bool,
+        observer: Observer | None = None,
+    ) -> Responses:
+        sync, async_, kwargs = receivers
+        if async_:
+            return self._send_with_async(sync, async_, kwargs, robust, observer)
+        return (_call_robust if robust else _call)(sync, kwargs, observer)
+
+    def _check_send(self, method: str, sender: Any, named: dict[str, Any]) -> None:
+        """A strict signal's check of one send; raises TypeError naming what is wrong."""
+        self._check_arguments(method, named)
 
     def _check_arguments(self, method: str, named: dict[str, Any]) -> None:
         expected = self.providing_args or frozenset()
@@ -637,16 +687,57 @@ class Signal:
                 )
             raise TypeError(f"{self!r}.{method}(): {'; '.join(problems)}")
 
+    def _update_intercept(self) -> None:
+        """Decide whether sends leave the fast path, and why (``_mutex`` held, so that
+        concurrent changes cannot leave a stale decision behind)."""
+        watched = bool(self._mute_rules or self._hooks or _hooks.global_hooks())
+        if self._strict:
+            self._intercept = _STRICT_WATCHED if watched else _STRICT
+        else:
+            self._intercept = _WATCHED if watched else None
+
+    def _refresh_intercept(self) -> None:
+        """Recompute ``_intercept`` after a global hook came or went."""
+        with self._mutex:
+            self._update_intercept()
+
+    def _count_mute_rule(self, change: int) -> None:
+        """A mute rule naming this signal starts (+1) or stops (-1)."""
+        with self._mutex:
+            self._mute_rules += change
+            self._update_intercept()
+
+    def _add_hook(self, hook: _hooks.Hook) -> None:
+        with self._mutex:
+            if not any(existing is hook for existing in self._hooks):
+                self._hooks = (*self._hooks, hook)
+            self._update_intercept()
+
+    def _remove_hook(self, hook: _hooks.Hook) -> None:
+        with self._mutex:
+            self._hooks = tuple(existing for existing in self._hooks if existing is not hook)
+            self._update_intercept()
+
     # -- resolving and caching ----------------------------------------------------------
 
     def _resolve(self, sender: object) -> Resolved:
-        """Compute (and cache) the ordered sync and async receivers for *sender*."""
-        with self.lock:
+        """The ordered sync and async receivers for *sender* (from the cache, resolved
+        on a miss): what ``self._cache[id(sender)]`` gives, for callers that hold the
+        sender rather than its id."""
+        return self._cache[id(sender)]
+
+    def _resolve_key(self, key: int) -> Resolved:
+        """Compute and cache the receivers for the sender whose ``id()`` is *key*.
+
+        The caller holds that sender, so a live bucket under its id is its own; a bucket
+        whose sender has died (its callback still to come) is another object's, skipped.
+        """
+        with self._mutex:
             self._collect_dead()
             anyone = self._buckets.get(NONE_ID)
             entries: list[Entry] = list(anyone.values()) if anyone else []
-            own = None if sender is None else self._buckets.get(id(sender))
-            if own is not None and own.holds(sender):
+            own = None if key == NONE_ID else self._buckets.get(key)
+            if own is not None and own.alive():
                 entries += own.values()
                 entries.sort(key=_dispatch_order)
             elif self._priorities_used:
@@ -662,7 +753,7 @@ class Signal:
                 resolved = NO_RECEIVERS
             if len(self._cache) >= max(_CACHE_SIZE, 2 * len(self._buckets)):
                 self._cache.clear()
-            self._cache[id(sender)] = resolved
+            self._cache[key] = resolved
         return resolved
 
     def _bucket_of(self, sender: object) -> _Bucket:
@@ -678,12 +769,20 @@ class Signal:
         else:
             self._cache.pop(bucket.sender_key, None)
 
-    def _receiver_died(self, entry: Entry) -> None:
+    def _receiver_died(
+        self,
+        entry: Entry,
+        # Bound now: at interpreter exit this runs while module globals are torn down.
+        _none_id: int = NONE_ID,
+        _finalizing: Callable[[], bool] = sys.is_finalizing,
+        _logger: logging.Logger = logger,
+        _debug: int = logging.DEBUG,
+    ) -> None:
         # A weak-reference callback: it may run inside the garbage collector while this
-        # very thread holds the lock, so it must never wait for it. It runs once per dead
-        # receiver, so it is written for speed (see benchmark case 8).
+        # very thread holds the mutex, so it must never wait for it. It runs once per
+        # dead receiver, so it is written for speed (see benchmark case 8).
         bucket = entry.bucket
-        if self.lock.acquire(False):
+        if self._mutex.acquire(False):
             try:
                 if bucket.get(entry.key) is entry:
                     del bucket[entry.key]
@@ -692,15 +791,15 @@ class Signal:
                     if not bucket and self._buckets.get(bucket.sender_key) is bucket:
                         del self._buckets[bucket.sender_key]
             finally:
-                self.lock.release()
+                self._mutex.release()
         else:
             self._dead.append(entry)
-        if bucket.sender_key == NONE_ID:
+        if bucket.sender_key == _none_id:
             self._cache.clear()
         else:
             self._cache.pop(bucket.sender_key, None)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
+        if not _finalizing() and _logger.isEnabledFor(_debug):
+            _logger.debug(
                 "A weakly referenced receiver of %r was garbage collected and disconnected "
                 "(key %r)",
                 self,
@@ -708,12 +807,12 @@ class Signal:
             )
 
     def _sender_died(self, ref: _SenderRef) -> None:
-        # As above: a weak-reference callback never waits for the lock.
-        if self.lock.acquire(False):
+        # As above: a weak-reference callback never waits for the mutex.
+        if self._mutex.acquire(False):
             try:
                 self._forget_sender(ref)
             finally:
-                self.lock.release()
+                self._mutex.release()
         else:
             self._dead.append(ref)
         self._cache.pop(ref.key, None)
@@ -736,7 +835,7 @@ class Signal:
             bucket.clear()
 
     def _collect_dead(self) -> None:
-        """Finish what garbage collection queued while the lock was held (lock held)."""
+        """Finish what garbage collection queued while the mutex was held (mutex held)."""
         while self._dead:
             dead = self._dead.pop()
             if isinstance(dead, _SenderRef):
@@ -755,11 +854,13 @@ class Signal:
         """The connected receivers, in connection order.
 
         Each entry reads like Django's tuple ``((receiver_key, sender_key), ref,
-        sender_ref, is_async)``. Assigning a list of entries read from this property
-        (``signal.receivers = saved``) reconnects exactly those, in that order;
-        ``signal.receivers = []`` disconnects everything.
+        sender_ref, is_async)``: ``entry[1]`` is the weak reference (call it for the
+        receiver) or, for ``weak=False``, the receiver itself. Assigning a list of entries
+        read from this property (``signal.receivers = saved``, ``+=``) reconnects exactly
+        those, in that order; ``signal.receivers = []`` disconnects everything. Neither
+        takes ``lock``: both work inside ``with signal.lock``, as in Django.
         """
-        with self.lock:
+        with self._mutex:
             self._collect_dead()
             entries = [entry for bucket in self._buckets.values() for entry in bucket.values()]
         entries.sort(key=_connection_order)
@@ -774,7 +875,7 @@ class Signal:
                     f"{self!r}.receivers can only be set to entries read from its own "
                     f"receivers attribute, not {entry!r}"
                 )
-        with self.lock:
+        with self._mutex:
             self._collect_dead()
             # Skip dead receivers and receivers of dead senders; read priorities before
             # the buckets they live in are rebuilt.
@@ -807,12 +908,9 @@ class Signal:
 
     @property
     def sender_receivers_cache(self) -> dict[int, Resolved]:
-        """The cache of resolved receivers. Clearing it is always safe (and never needed)."""
+        """The cache of resolved receivers. Clearing it is always safe (and never needed),
+        inside or outside ``with signal.lock``."""
         return self._cache
-
-
-@overload
-def receiver(signal: list[Signal] | tuple[Signal, ...], **kwargs: Any) -> Callable[[_F], _F]: ...
 
 
 @overload
@@ -826,17 +924,47 @@ def receiver(
 ) -> _D: ...
 
 
+# A list or tuple of signals: pyright checks the receiver against each signal's decorator
+# (it types [a, b] as list[A | B], and a call of a union as a call of each member). mypy
+# joins the elements to object when their payloads differ, and is then ambiguous between
+# this overload and the next whenever a payload holds Any: it reads only the next one, and
+# a list goes unchecked (see tocsin._typed, MYPY).
+if not MYPY:
+
+    @overload
+    def receiver(
+        signal: Sequence[_Receivable[_S, _D]],
+        *,
+        sender: _S = ...,
+        weak: bool = ...,
+        dispatch_uid: object = ...,
+        priority: int = ...,
+    ) -> _D: ...
+
+
+@overload
+def receiver(  # pyright: ignore[reportOverlappingOverload]
+    signal: Sequence[Signal],
+    *,
+    sender: object = ...,
+    weak: bool = ...,
+    dispatch_uid: object = ...,
+    priority: int = ...,
+) -> _Decorator: ...
+
+
 def receiver(signal: Any, **kwargs: Any) -> Any:
-    """Decorator: connect the decorated function to *signal* (or to each of a list or tuple).
+    """Decorator: connect the decorated function to *signal* (or to each of a sequence).
 
     *kwargs* go to ``connect`` unchanged. Returns the function itself, unwrapped.
     """
-    signals = signal if isinstance(signal, (list, tuple)) else [signal]
+    # Any sequence, as the static types say (a deque, a list held in a variable...); a
+    # string is a sequence too, but never one of signals.
+    is_many = isinstance(signal, Sequence) and not isinstance(signal, (str, bytes))
+    signals = list(signal) if is_many else [signal]
     for each in signals:
         if not callable(getattr(each, "connect", None)):
-            raise TypeError(
-                f"receiver() takes a Signal or a list or tuple of Signals, not {each!r}"
-            )
+            raise TypeError(f"receiver() takes a Signal or a sequence of Signals, not {each!r}")
 
     def connect(function: _F) -> _F:
         for each in signals:
@@ -859,7 +987,10 @@ def _creating_module() -> str | None:
 # -- dispatch helpers off the hot path -------------------------------------------------
 
 
-_SEND_METHODS = ("send", "send_robust", "asend", "asend_robust")
+def _observer(record: _hooks.SendRecord) -> Observer | None:
+    """What calls the receivers of a watched send: an Observer if global hooks watch."""
+    hooks = _hooks.global_hooks()
+    return Observer(record, hooks) if hooks else None
 
 
 def _without(refs: tuple[Dereference, ...], skipped: Any) -> tuple[Dereference, ...]:
@@ -910,18 +1041,24 @@ async def _dispatch_async(
     robust: bool,
     observer: Observer | None = None,
 ) -> Responses:
-    """Django 6.1's asend: the sync group in a worker thread first, then the async ones."""
+    """Django 6.1's asend: the sync group in a worker thread first, then the async ones,
+    on whichever event loop runs the caller (asyncio or trio, directly or through anyio)."""
     async_receivers = _live(async_)
+    if not (sync or async_receivers):
+        return []
+    loop = _async.current_event_loop()
     context = contextvars.copy_context()
     try:
         responses: Responses = []
         if sync:
             call = _call_robust if robust else _call
             responses = await _async.run_in_worker_thread(
-                functools.partial(call, sync, kwargs, observer), context
+                functools.partial(call, sync, kwargs, observer), context, loop
             )
         if async_receivers:
-            responses += await _call_async(async_receivers, kwargs, context, robust, observer)
+            responses += await _call_async(
+                async_receivers, kwargs, context, robust, observer, loop
+            )
         return responses
     finally:
         _async.restore_context(context)
@@ -933,6 +1070,7 @@ async def _call_async(
     context: contextvars.Context,
     robust: bool,
     observer: Observer | None = None,
+    loop: _async.EventLoop | None = None,
 ) -> Responses:
     if robust:
         calls = [_guarded(receiver, kwargs, observer) for receiver in receivers]
@@ -947,7 +1085,7 @@ async def _call_async(
             for call in calls:
                 call.close()
             raise
-    results = await _async.run_concurrently(calls, context)
+    results = await _async.run_concurrently(calls, context, loop)
     return list(zip(receivers, results, strict=True))
 
 

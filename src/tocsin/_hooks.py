@@ -9,8 +9,9 @@ Three things can step into a signal's sends:
   told of every send of every signal, and of every receiver call.
 
 A signal with none of them active sends through its ordinary, fast path. While any is
-active, its send methods are shadowed on the instance by an intercepted path (see
-``Signal._refresh_methods``), so the cost is paid only by those signals, only then.
+active, the signal's private ``_intercept`` is set, and its send methods (always the
+class's own: nothing is replaced on the instance) test it first and take the
+intercepted path. The cost is paid only by those signals, only then.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def add_hook(hook: Hook) -> None:
             return
         _global_hooks = (*_global_hooks, hook)
     for signal in known_signals():
-        signal._refresh_methods()
+        signal._refresh_intercept()
 
 
 def remove_hook(hook: Hook) -> None:
@@ -152,13 +153,13 @@ def remove_hook(hook: Hook) -> None:
     with _lock:
         _global_hooks = tuple(existing for existing in _global_hooks if existing is not hook)
     for signal in known_signals():
-        signal._refresh_methods()
+        signal._refresh_intercept()
 
 
 def push_rule(rule: MuteRule, *, globally: bool) -> contextvars.Token[Any] | None:
     """Start muting by *rule*; returns what ``pop_rule`` needs to stop."""
     for signal in rule.signals:
-        signal._intercept(+1)
+        signal._count_mute_rule(+1)
     if globally:
         with _lock:
             _global_rules.append(rule)
@@ -179,7 +180,7 @@ def pop_rule(rule: MuteRule, token: contextvars.Token[Any] | None) -> None:
             # elsewhere, say): remove just this rule from the current one.
             _context_rules.set(tuple(r for r in _context_rules.get() if r is not rule))
     for signal in rule.signals:
-        signal._intercept(-1)
+        signal._count_mute_rule(-1)
 
 
 def mute_decision(signal: Signal, sender: object) -> object:

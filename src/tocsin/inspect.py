@@ -27,6 +27,7 @@ __all__ = [
     "receiver_location",
     "receiver_name",
     "sender_label",
+    "signal_label",
 ]
 
 
@@ -186,6 +187,15 @@ def receiver_location(receiver: object, *, exact: bool = False) -> tuple[str | N
     except Exception:  # introspection is best effort: builtins, odd objects
         pass
     return None, None
+
+
+def signal_label(signal: Signal) -> str:
+    """How messages name *signal*: its dotted path, else its ``name=``, else its repr.
+
+    Shared by the testing helpers' messages and the OpenTelemetry spans' attributes,
+    which is why it lives here and not in either of them.
+    """
+    return dotted_path(signal) or signal.name or repr(signal)
 
 
 def sender_label(sender: object) -> str:

@@ -24,7 +24,8 @@ from typing import Any, Final, final
 
 from tocsin._dispatcher import Signal
 from tocsin._hooks import Hook, Muting, SendRecord, add_signal_hook, remove_signal_hook
-from tocsin._registry import dotted_path, find_signal
+from tocsin._registry import find_signal
+from tocsin.inspect import signal_label  # re-exported: it was first defined here
 
 __all__ = [
     "ANY_SENDER",
@@ -77,11 +78,6 @@ def _resolve(signals: Iterable[SignalSpec]) -> list[Signal]:
         else:
             raise TypeError(f"Expected a Signal or a signal's name, not {spec!r}")
     return resolved
-
-
-def signal_label(signal: Signal) -> str:
-    """How messages name *signal*: its dotted path, else its ``name=``, else its repr."""
-    return dotted_path(signal) or signal.name or repr(signal)
 
 
 # -- muting ---------------------------------------------------------------------------

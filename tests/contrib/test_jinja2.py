@@ -18,6 +18,7 @@ from tocsin.contrib.jinja2 import (
     signal_template_class,
 )
 from tocsin.signals import template_rendered
+from tocsin.testing import assert_sent_once, capture
 
 TEMPLATES = {
     "hello.txt": "hello {{ name }}",
@@ -167,3 +168,11 @@ def test_instrument_an_existing_environment(calls: Calls) -> None:
 def test_signal_template_made_directly(calls: Calls) -> None:
     assert SignalTemplate("hi {{ x }}").render(x=1) == "hi 1"
     assert len(calls.calls) == 1
+
+
+def test_capture_sees_renders_with_no_receiver_connected() -> None:
+    assert not template_rendered.has_listeners()
+    with capture(template_rendered) as rendered:
+        assert environment().get_template("hello.txt").render(name="Ada") == "hello Ada"
+
+    assert_sent_once(rendered, context={"name": "Ada"})

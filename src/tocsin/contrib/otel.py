@@ -27,8 +27,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from tocsin._hooks import Hook, ReceiverCall, SendRecord, add_hook, remove_hook
-from tocsin.inspect import receiver_location, receiver_name, sender_label
-from tocsin.testing import signal_label
+from tocsin.inspect import receiver_location, receiver_name, sender_label, signal_label
 
 __all__ = ["TracingHook", "instrument", "is_instrumented", "uninstrument"]
 
