@@ -12,10 +12,14 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 ## make demo: run the demo (in-process signals, then model signals on SQLite: no services)
-demo:
-	$(PYTHON) -m venv $(VENV)-demo
-	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy,jinja2,redis]' starlette uvicorn httpx
+demo: $(VENV)-demo/bin/.installed
 	$(VENV)-demo/bin/python examples/demo.py
+
+# Stamped like .venv: made once, again only when pyproject.toml changes.
+$(VENV)-demo/bin/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)-demo
+	$(VENV)-demo/bin/python -m pip install --quiet -e '.[sqlalchemy,asgi,jinja2,redis]' uvicorn httpx
+	touch $@
 
 ## make test: lint, type-check (mypy, pyright), and run the whole suite on every CPython >= 3.11 here
 test: lint typecheck typecheck-pyright docs pytest test-all-pythons test-sqlalchemy-2.0

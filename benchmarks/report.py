@@ -12,9 +12,11 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from benchmarks.implementations import Implementation
+if TYPE_CHECKING:
+    # Only named in annotations: formatting a report needs none of the peers installed.
+    from benchmarks.implementations import Implementation
 
 Unit = Literal["ns", "bytes"]
 
@@ -112,10 +114,18 @@ def format_cell(row: Row, name: str) -> str:
     return amount if ratio is None else f"{ratio:.2f}x ({amount})"
 
 
-def format_met(row: Row) -> str:
+# Quick runs take a handful of samples on whatever machine CI has: a verdict against a
+# target from them is noise, and a MISSED there would cry wolf.
+QUICK_VERDICT = "(quick mode: not comparable)"
+
+
+def format_met(row: Row, *, quick: bool = False) -> str:
+    """The row's verdict against its target: met, MISSED, or none in quick mode."""
     met = row.target_met()
     if met is None:
         return ""
+    if quick:
+        return QUICK_VERDICT
     if row.target is not None and row.target.kind == "django":
         ratio = row.ratio("tocsin", base="django")
         detail = f" ({ratio:.2f}x Django's)" if ratio is not None else ""
@@ -203,7 +213,7 @@ def markdown(env: dict[str, Any], rows: list[Row], names: list[str], notes: list
             row.target.text if row.target else "",
             format_cell(row, "floor"),
             *(format_cell(row, name) for name in peers),
-            format_met(row),
+            format_met(row, quick=env["mode"] == "quick"),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     if notes or any(row.note for row in rows):
@@ -221,7 +231,7 @@ def as_json(env: dict[str, Any], rows: list[Row], notes: list[str]) -> dict[str,
             {
                 **asdict(row),
                 "ratios": {name: row.ratio(name) for name in row.cells if name != "floor"},
-                "target_met": row.target_met(),
+                "target_met": None if env["mode"] == "quick" else row.target_met(),
             }
             for row in rows
         ],

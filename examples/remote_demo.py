@@ -23,7 +23,7 @@ from typing import Any
 from tocsin import Signal
 from tocsin.remote import remote_receiver
 
-REDIS_URL = os.environ.get("TOCSIN_BROKER_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("TOCSIN_REDIS_URL", "redis://127.0.0.1:6379/0")
 HERE = Path(__file__).resolve().parent
 
 order_placed = Signal(name="order_placed", doc="An order was placed (demo).")
@@ -62,7 +62,7 @@ def main() -> int:
     if problem:
         print(f"skipped: {problem}.")
         print("Start one with `redis-server` (apt install redis-server, brew install redis)")
-        print("or `docker run --rm -p 6379:6379 redis:7`, or set TOCSIN_BROKER_URL.")
+        print("or `docker run --rm -p 6379:6379 redis:7`, or set TOCSIN_REDIS_URL.")
         return 0
 
     # The worker imports this file as the module `remote_demo`: publish through that

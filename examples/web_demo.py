@@ -6,7 +6,7 @@ requests to it with httpx and exits. Receivers log each request's duration
 (``template_rendered``) and the exception of the one that fails
 (``got_request_exception``).
 
-    pip install 'tocsin[asgi,jinja2]' starlette uvicorn httpx
+    pip install 'tocsin[asgi,jinja2]' uvicorn httpx
     python examples/web_demo.py
 """
 

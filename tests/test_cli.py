@@ -271,3 +271,27 @@ def test_an_unknown_subcommand_is_refused_by_name() -> None:
 
     assert result.returncode == 2
     assert "invalid choice: 'frobnicate'" in result.stderr
+
+
+def test_inspect_lists_receivers_waiting_for_their_lazy_sender() -> None:
+    result = tocsin("inspect", "tests.sample_app.waiting")
+    assert result.returncode == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if "index_order" in line]
+    assert row.split("  ")[0] == "tocsin.signals.post_save"
+    assert "waiting for 'SampleAppOrder'" in row
+    assert "sync, weak, priority=5" in row
+    assert "(no receivers)" not in result.stdout.split("tocsin.signals.post_save")[1]
+    assert result.stdout.splitlines()[-1].endswith(
+        ", 0 receiver(s), 1 waiting for their sender class"
+    )
+
+    result = tocsin("inspect", "--json", "tests.sample_app.waiting")
+    assert result.returncode == 0, result.stderr
+    (post_save,) = [
+        s for s in json.loads(result.stdout) if s["name"] == "tocsin.signals.post_save"
+    ]
+    assert post_save["receivers"] == []
+    (waiting,) = post_save["waiting"]
+    assert waiting["name"] == "tests.sample_app.waiting.index_order"
+    assert waiting["waiting_for"] == "SampleAppOrder"
+    assert waiting["sender"] == "'SampleAppOrder'"

@@ -10,7 +10,14 @@ from typing import Any
 from tests.sample_app import receivers as sample
 from tests.sample_app.signals import order_placed, order_shipped
 from tocsin import Signal, after_commit
-from tocsin.inspect import describe, describe_all, receiver_location, receiver_name
+from tocsin._lazy import registry
+from tocsin.inspect import (
+    describe,
+    describe_all,
+    receiver_location,
+    receiver_name,
+    sender_label,
+)
 from tocsin.signals import post_save
 
 
@@ -137,7 +144,9 @@ def test_to_dict_is_json_ready() -> None:
         "priority",
         "is_async",
         "after_commit",
+        "waiting_for",
     }
+    assert data["waiting"] == []
 
 
 def test_signal_label_names_a_signal_by_path_then_name_then_repr() -> None:
@@ -152,3 +161,40 @@ def test_signal_label_names_a_signal_by_path_then_name_then_repr() -> None:
     assert signal_label(anonymous) == repr(anonymous)
     # Still importable from where it was first defined.
     assert tocsin.testing.signal_label is signal_label
+
+
+def test_a_receiver_waiting_for_its_lazy_sender_is_listed_as_waiting() -> None:
+    def index_order(sender: Any, **kwargs: Any) -> None:
+        pass
+
+    post_save.connect(index_order, sender="InspectOrder", weak=False, dispatch_uid="idx")
+    try:
+        info = describe(post_save)
+        (waiting,) = [r for r in info.waiting if r.qualname.endswith("index_order")]
+        assert waiting.waiting_for == "InspectOrder"
+        assert waiting.sender == "'InspectOrder'"
+        assert (waiting.weak, waiting.dispatch_uid, waiting.is_async) == (False, "idx", False)
+        assert waiting.line == line_of(index_order)
+        # Not live yet: a send cannot reach it, so it is not among the receivers.
+        assert all(r.receiver is not index_order for r in info.receivers)
+        listed = info.to_dict()["waiting"]
+        assert [r["waiting_for"] for r in listed if r["qualname"] == waiting.qualname] == [
+            "InspectOrder"
+        ]
+
+        class InspectOrder:
+            pass
+
+        registry.register(InspectOrder)
+        try:
+            info = describe(post_save)
+            assert all(r.receiver is not index_order for r in info.waiting)
+            (live,) = [r for r in info.receivers if r.receiver is index_order]
+            assert live.waiting_for is None
+            assert live.sender == sender_label(InspectOrder)
+            assert live.to_dict()["waiting_for"] is None
+        finally:
+            post_save.disconnect(index_order, sender=InspectOrder, dispatch_uid="idx")
+            registry.forget(InspectOrder)
+    finally:
+        post_save.disconnect(sender="InspectOrder", dispatch_uid="idx")

@@ -43,6 +43,9 @@ class PendingConnection:
     receiver: Callable[..., Any]
     connect: Callable[[type], None] = field(repr=False)
     dispatch_uid: object = None
+    # As given to connect, for listings (``tocsin inspect``): applied when it connects.
+    weak: bool = True
+    priority: int = 0
 
     def has_key(self, receiver: object, dispatch_uid: object) -> bool:
         """Whether this is the connection ``disconnect(receiver, name, dispatch_uid)`` means."""

@@ -166,7 +166,9 @@ def _load(args: argparse.Namespace) -> list[SignalInfo]:
     infos = describe_all()
     if args.all:
         return infos
-    return [info for info in infos if info.receivers or _within(info, target_names)]
+    return [
+        info for info in infos if info.receivers or info.waiting or _within(info, target_names)
+    ]
 
 
 def _within(info: SignalInfo, modules: Sequence[str]) -> bool:
@@ -200,14 +202,18 @@ def _where(receiver: ReceiverInfo) -> str:
 def _rows(signals: Sequence[SignalInfo]) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for info in signals:
-        if not info.receivers:
+        if not info.receivers and not info.waiting:
             rows.append((info.name, "(no receivers)", "", "", ""))
-        for number, receiver in enumerate(info.receivers):
+        for number, receiver in enumerate([*info.receivers, *info.waiting]):
+            if receiver.waiting_for is not None:
+                sender = f"waiting for {receiver.waiting_for!r}"
+            else:
+                sender = receiver.sender or "any"
             rows.append(
                 (
                     info.name if number == 0 else "",
                     receiver.name,
-                    receiver.sender or "any",
+                    sender,
                     _flags(receiver),
                     _where(receiver),
                 )
@@ -228,7 +234,10 @@ def _print_plain(signals: Sequence[SignalInfo], out: TextIO) -> None:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         out.write("  ".join(cells).rstrip() + "\n")
     connected = sum(len(info.receivers) for info in signals)
-    out.write(f"\n{len(signals)} signal(s), {connected} receiver(s)\n")
+    waiting = sum(len(info.waiting) for info in signals)
+    # A receiver waiting for its sender class is not called yet: counted apart.
+    also = f", {waiting} waiting for their sender class" if waiting else ""
+    out.write(f"\n{len(signals)} signal(s), {connected} receiver(s){also}\n")
 
 
 def _rich_available() -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from tocsin._checks import check_receiver
 from tocsin._dispatcher import Connection, Signal
+from tocsin._lazy import PendingConnection, registry
 from tocsin._registry import dotted_path, known_signals
 
 __all__ = [
@@ -40,6 +41,8 @@ class ReceiverInfo:
     ``"method"``, ``"partial"``, ``"callable object"``, ``"class"`` or ``"builtin"``.
     file/line: where it is defined, if known. sender: the sender filter, as text
     (None: any sender). The rest as given to ``connect`` (see ``tocsin.Connection``).
+    waiting_for: for a receiver connected to a lazy sender (``sender="Order"``) whose
+    class is not registered yet, that name; None for a live connection.
     """
 
     name: str
@@ -56,6 +59,7 @@ class ReceiverInfo:
     after_commit: bool
     receiver: Callable[..., Any] = field(repr=False, compare=False)
     sender_object: Any = field(default=None, repr=False, compare=False)
+    waiting_for: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """This receiver as a JSON-ready dict (without the receiver and sender objects)."""
@@ -72,6 +76,7 @@ class ReceiverInfo:
             "priority": self.priority,
             "is_async": self.is_async,
             "after_commit": self.after_commit,
+            "waiting_for": self.waiting_for,
         }
 
 
@@ -82,6 +87,8 @@ class SignalInfo:
     name: the dotted path if it has one, else its explicit ``name=``, else its repr.
     dotted_path: ``module.attribute`` where it is defined, if it is a module attribute.
     explicit_name: its ``name=``. module: the module it is defined in, if known.
+    waiting: receivers connected to a lazy sender not registered yet (``waiting_for``
+    names it); they are not in ``receivers``, since a send cannot reach them.
     """
 
     name: str
@@ -92,6 +99,7 @@ class SignalInfo:
     providing_args: list[str] | None
     receivers: list[ReceiverInfo]
     signal: Signal = field(repr=False, compare=False)
+    waiting: list[ReceiverInfo] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """This signal as a JSON-ready dict, receivers included."""
@@ -103,6 +111,7 @@ class SignalInfo:
             "doc": self.doc,
             "providing_args": self.providing_args,
             "receivers": [receiver.to_dict() for receiver in self.receivers],
+            "waiting": [receiver.to_dict() for receiver in self.waiting],
         }
 
 
@@ -118,6 +127,7 @@ def describe(signal: Signal) -> SignalInfo:
         providing_args=None if signal.providing_args is None else sorted(signal.providing_args),
         receivers=[describe_receiver(connection) for connection in signal.connections()],
         signal=signal,
+        waiting=[_describe_pending(p) for p in registry.pending() if p.signal is signal],
     )
 
 
@@ -156,6 +166,35 @@ def describe_receiver(connection: Connection) -> ReceiverInfo:
         after_commit=connection.after_commit,
         receiver=receiver,
         sender_object=connection.sender,
+    )
+
+
+def _describe_pending(pending: PendingConnection) -> ReceiverInfo:
+    """Describe a connection waiting for its lazy sender's class to be registered."""
+    receiver = pending.receiver
+    module, qualname, kind = _naming(receiver)
+    file, line = receiver_location(receiver, exact=True)
+    uid = pending.dispatch_uid
+    try:
+        is_async = check_receiver(receiver)
+    except Exception:  # it is checked when it connects; a listing only describes it
+        is_async = False
+    return ReceiverInfo(
+        name=_join(module, qualname, kind),
+        module=module,
+        qualname=qualname,
+        kind=kind,
+        file=file,
+        line=line,
+        sender=repr(pending.name),
+        weak=pending.weak,
+        dispatch_uid=None if uid is None else (uid if isinstance(uid, str) else repr(uid)),
+        priority=pending.priority,
+        is_async=is_async,
+        after_commit=bool(getattr(receiver, "_tocsin_after_commit", False)),
+        receiver=receiver,
+        sender_object=pending.name,
+        waiting_for=pending.name,
     )
 
 

@@ -79,7 +79,11 @@ class ModelSignal(Signal):
         def connect_to(cls: type) -> None:
             Signal.connect(self, receiver, cls, weak, dispatch_uid, priority=priority)
 
-        registry.defer(PendingConnection(sender, self, receiver, connect_to, dispatch_uid))
+        registry.defer(
+            PendingConnection(
+                sender, self, receiver, connect_to, dispatch_uid, weak=weak, priority=priority
+            )
+        )
         return receiver
 
     def disconnect(  # type: ignore[override]

@@ -12,10 +12,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
+
+from tests.services import require_server
 
 POSTGRES_URL = os.environ.get(
     "TOCSIN_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -23,21 +24,19 @@ POSTGRES_URL = os.environ.get(
 DATABASES = ["sqlite-memory", "sqlite-file", "postgresql"]
 
 
-def postgres_or_skip() -> str:
+def postgres_or_skip(url: str = POSTGRES_URL) -> str:
     """The PostgreSQL URL, or skip the test (fail it in CI) if the server is unreachable."""
-    try:
-        probe = create_engine(POSTGRES_URL)
-        with probe.connect() as connection:
-            connection.execute(text("select 1"))
-        probe.dispose()
-    except Exception as error:
-        reason = (
-            f"PostgreSQL is not reachable at {POSTGRES_URL} ({error.__class__.__name__}: {error})"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI requires it (set TOCSIN_POSTGRES_URL)")
-        pytest.skip(f"{reason}; set TOCSIN_POSTGRES_URL to run these tests")
-    return POSTGRES_URL
+
+    def probe() -> None:
+        # libpq's connect_timeout bounds the TCP connect and the start-up exchange.
+        engine = create_engine(url, connect_args={"connect_timeout": 2})
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("select 1"))
+        finally:
+            engine.dispose()
+
+    return require_server("PostgreSQL", url, "TOCSIN_POSTGRES_URL", probe)
 
 
 def with_sqlite_savepoints(engine: Engine) -> Engine:

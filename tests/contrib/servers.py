@@ -9,12 +9,16 @@ log requests. ``Recorder`` collects signals sent from server threads and waits f
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import wsgiref.simple_server
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 
@@ -94,6 +98,64 @@ def wsgiref_server(app: Any) -> Iterator[str]:
     )
     with _serving(server, server.server_port):
         yield f"http://127.0.0.1:{server.server_port}"
+
+
+@contextlib.contextmanager
+def gunicorn_server(app: str, directory: Path, *options: str) -> Iterator[str]:
+    """Run gunicorn on the app *app* (``module:name``, importable from *directory*) in a
+    process of its own, one worker; yields its base URL. Skips without gunicorn."""
+    import pytest
+
+    pytest.importorskip("gunicorn")
+    port = _free_port()
+    log = directory / f"gunicorn-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--no-control-socket",
+                "--graceful-timeout",
+                "1",
+                "--chdir",
+                str(directory),
+                *options,
+                app,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    try:
+        _wait(lambda: _listening(port) or process.poll() is not None, "gunicorn to start", 30)
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(TIMEOUT)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -29,7 +30,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from tests.contrib.servers import TIMEOUT, Recorder, uvicorn_server
+from tests.contrib.servers import TIMEOUT, Recorder, gunicorn_server, uvicorn_server
 from tocsin.contrib._request import RequestView, asgi_request
 from tocsin.contrib.asgi import ASGISignalsMiddleware
 from tocsin.signals import got_request_exception, request_finished, request_started
@@ -264,25 +265,15 @@ def test_client_disconnecting_mid_stream(kind: str, recorder: Recorder) -> None:
     assert recorder.names() == ["started", "finished"]
 
 
-@pytest.mark.parametrize(
-    ("kind", "order"),
-    [
-        ("raw", ["started", "exception", "finished"]),
-        # Wrapped around Starlette, the 500 (sent by ServerErrorMiddleware, inside) comes
-        # first; then Starlette re-raises the exception.
-        ("starlette", ["started", "finished", "exception"]),
-        ("fastapi", ["started", "finished", "exception"]),
-        # Added as middleware, it sees the exception before the 500 is sent outside it.
-        ("starlette-add", ["started", "exception", "finished"]),
-        ("fastapi-add", ["started", "exception", "finished"]),
-    ],
-)
-def test_unhandled_exception(kind: str, order: list[str], recorder: Recorder) -> None:
+def test_unhandled_exception(kind: str, recorder: Recorder) -> None:
     routes = Routes()
     with uvicorn_server(routes.app(kind)) as base:
         assert get(base, "/boom").status_code == 500
         recorder.wait(lambda names: len(names) == 3)
-    assert recorder.names() == order
+    # Django's order in every placement: wrapped around Starlette, the 500 (sent by its
+    # ServerErrorMiddleware, inside) is complete before Starlette re-raises, and
+    # request_finished waits for the exception's report.
+    assert recorder.names() == ["started", "exception", "finished"]
     (exception,) = recorder.of("exception")
     assert exception.sender is None
     assert exception.kwargs["key"] == "/boom?"
@@ -490,27 +481,75 @@ def test_a_send_failing_after_disconnect_finishes_without_an_exception(
 
 
 def test_pathsend_and_trailers_end_a_response(recorder: Recorder) -> None:
-    marks: list[str] = []
+    marks: list[list[str]] = []
 
     async def pathsend(scope: Any, receive: Any, send: Any) -> None:
         await send(start_message())
         await send({"type": "http.response.pathsend", "path": "/tmp/file"})
-        marks.append(str(recorder.names()))
+        # Sent while the app still runs, as soon as it waits for something.
+        await asyncio.to_thread(recorder.wait_count, "finished", 1)
+        marks.append(recorder.names())
 
     async def trailers(scope: Any, receive: Any, send: Any) -> None:
         await send(start_message(trailers=True))
         await send({"type": "http.response.body", "body": b"x"})
-        marks.append(str(recorder.names()))
+        await asyncio.sleep(0.05)  # room for a request_finished that would come too early
+        marks.append(recorder.names())
         await send({"type": "http.response.trailers", "headers": [], "more_trailers": False})
-        marks.append(str(recorder.names()))
+        await asyncio.to_thread(recorder.wait_count, "finished", 2)
+        marks.append(recorder.names())
 
     asyncio.run(ASGISignalsMiddleware(pathsend)(http_scope(), *_io(Server())))
     asyncio.run(ASGISignalsMiddleware(trailers)(http_scope(), *_io(Server())))
     assert marks == [
-        str(["started", "finished"]),
-        str(["started", "finished", "started"]),  # the body is not the end: trailers follow
-        str(["started", "finished", "started", "finished"]),
+        ["started", "finished"],
+        ["started", "finished", "started"],  # the body is not the end: trailers follow
+        ["started", "finished", "started", "finished"],
     ]
+
+
+def test_an_exception_right_after_a_complete_response_is_reported_first(
+    recorder: Recorder,
+) -> None:
+    """What Starlette's ServerErrorMiddleware does: send the 500, then re-raise."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start_message(status=500))
+        await send({"type": "http.response.body", "body": b"Internal Server Error"})
+        raise RuntimeError("boom")
+
+    server = Server()
+    with pytest.raises(RuntimeError, match="boom"):
+        asyncio.run(ASGISignalsMiddleware(app)(http_scope(), *_io(server)))
+    assert [message["type"] for message in server.sent] == [
+        "http.response.start",
+        "http.response.body",
+    ]
+    assert recorder.names() == ["started", "exception", "finished"]
+
+
+def test_work_after_the_response_does_not_hold_request_finished(recorder: Recorder) -> None:
+    """A background task (Starlette's BackgroundTasks) runs after the last byte: the
+    request is finished for Django's signal before the app returns, in order with an
+    exception the background work raises later."""
+    finished = threading.Event()
+    request_finished.connect(
+        lambda sender, **kwargs: finished.set(), weak=False, dispatch_uid="bg"
+    )
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(start_message())
+        await send({"type": "http.response.body", "body": b"done"})
+        # Blocks until request_finished was sent: held until the app returns, it would not be.
+        assert await asyncio.to_thread(finished.wait, TIMEOUT)
+        raise ValueError("the background task failed")
+
+    try:
+        with pytest.raises(ValueError, match="background"):
+            asyncio.run(ASGISignalsMiddleware(app)(http_scope(), *_io(Server())))
+    finally:
+        request_finished.disconnect(dispatch_uid="bg")
+    assert recorder.names() == ["started", "finished", "exception"]
 
 
 def test_a_cancelled_request_is_finished_once_without_an_exception(recorder: Recorder) -> None:
@@ -556,3 +595,20 @@ def test_request_view_without_starlette(monkeypatch: pytest.MonkeyPatch) -> None
 
 def _io(server: Server) -> tuple[Any, Any]:
     return server.receive, server.send
+
+
+def test_the_order_under_gunicorns_asgi_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "signals.log"
+    log.write_text("")
+    monkeypatch.setenv("TOCSIN_TEST_LOG", str(log))
+    with gunicorn_server(
+        "tests.contrib.asgi_apps:app", tmp_path, "--worker-class", "asgi"
+    ) as base:
+        assert get(base, "/boom").status_code == 500
+        for _ in range(int(TIMEOUT / 0.02)):
+            if "finished" in log.read_text().split():
+                break
+            threading.Event().wait(0.02)
+    assert log.read_text().split() == ["started", "exception", "finished"]

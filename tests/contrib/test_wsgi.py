@@ -6,14 +6,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import wsgiref.handlers
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.contrib.servers import TIMEOUT, Recorder, werkzeug_server, wsgiref_server
+from tests.contrib.servers import (
+    TIMEOUT,
+    Recorder,
+    gunicorn_server,
+    werkzeug_server,
+    wsgiref_server,
+)
+from tests.contrib.wsgi_apps import BODY, make_app
 from tocsin.contrib._request import RequestView
 from tocsin.contrib.wsgi import WSGISignalsMiddleware
 from tocsin.signals import got_request_exception, request_finished, request_started
@@ -238,3 +247,128 @@ def test_close_is_idempotent_and_closes_the_inner_response(recorder: Recorder) -
 
 def _ignore(*args: Any) -> Any:
     return None
+
+
+# -- the response the server sees: what it would do for the bare app, it still does -----
+
+
+@pytest.fixture
+def served_file(tmp_path: Path) -> tuple[Path, Path]:
+    """A 200 KiB file to serve, and the log its reads (and the signals) are noted in."""
+    file = tmp_path / "big.bin"
+    file.write_bytes(bytes(range(256)) * 800)
+    return file, tmp_path / "log.txt"
+
+
+def headers_and_body(base: str, path: str) -> tuple[dict[str, str], bytes]:
+    response = httpx.get(base + path, timeout=TIMEOUT)
+    assert response.status_code == 200
+    kept = {"content-length", "transfer-encoding"}
+    return {k: v for k, v in response.headers.items() if k in kept}, response.content
+
+
+def test_wsgiref_frames_a_wrapped_response_as_the_bare_one(
+    served_file: tuple[Path, Path], recorder: Recorder
+) -> None:
+    bare = make_app(*served_file)
+    seen: dict[str, tuple[dict[str, str], bytes]] = {}
+    for name, app in [("bare", bare), ("wrapped", WSGISignalsMiddleware(bare))]:
+        with wsgiref_server(app) as base:
+            seen[name] = headers_and_body(base, "/one")
+    # wsgiref adds Content-Length to a one-item response only if it can take its len().
+    assert seen["bare"] == ({"content-length": str(len(BODY))}, BODY)
+    assert seen["wrapped"] == seen["bare"]
+    recorder.wait_count("finished", 1)
+
+
+def test_wsgiref_still_sees_its_file_wrapper(
+    served_file: tuple[Path, Path], recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # wsgiref's hook for a platform's sendfile: it is asked only for its own wrapper.
+    asked: list[bool] = []
+
+    def sendfile(handler: wsgiref.handlers.BaseHandler) -> bool:
+        asked.append(handler.result_is_file())
+        return False  # then wsgiref iterates the wrapper, as it does by default
+
+    monkeypatch.setattr(wsgiref.handlers.BaseHandler, "sendfile", sendfile)
+    file, log = served_file
+    with wsgiref_server(WSGISignalsMiddleware(make_app(file, log))) as base:
+        _, body = headers_and_body(base, "/file")
+        recorder.wait_count("finished", 1)
+    assert body == file.read_bytes()
+    assert asked == [True]
+    assert recorder.names() == ["started", "finished"]
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_gunicorn_sends_a_wrapped_file_with_sendfile(
+    worker: str, served_file: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file, log = served_file
+    monkeypatch.setenv("TOCSIN_TEST_FILE", str(file))
+    monkeypatch.setenv("TOCSIN_TEST_LOG", str(log))
+    seen = {}
+    for name in ["bare", "wrapped"]:
+        log.write_text("")
+        with gunicorn_server(
+            f"tests.contrib.wsgi_apps:{name}", file.parent, "--worker-class", worker
+        ) as base:
+            seen[name] = headers_and_body(base, "/file"), headers_and_body(base, "/one")
+            if name == "wrapped":
+                wait_for_lines(log, "finished", 2)
+        # sendfile() hands the file to the kernel: gunicorn never read() it.
+        assert "read" not in log.read_text().split(), name
+    assert seen["bare"][0][1] == file.read_bytes()
+    assert seen["wrapped"] == seen["bare"]
+
+
+def wait_for_lines(log: Path, line: str, count: int) -> None:
+    deadline = threading.Event()
+    for _ in range(int(TIMEOUT / 0.02)):
+        if log.read_text().split().count(line) >= count:
+            return
+        deadline.wait(0.02)
+    raise AssertionError(f"{log} has {log.read_text().split()}, not {count} x {line}")
+
+
+def test_an_exception_from_the_responses_close_is_reported_before_finishing(
+    recorder: Recorder,
+) -> None:
+    class Body(list[bytes]):
+        def close(self) -> None:
+            raise OSError("could not release the connection")
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return Body([b"a"])
+
+    response: Any = WSGISignalsMiddleware(app)({"PATH_INFO": "/", "QUERY_STRING": ""}, _ignore)
+    assert len(response) == 1
+    assert list(response) == [b"a"]
+    with pytest.raises(OSError, match="release"):
+        response.close()
+    assert recorder.names() == ["started", "exception", "finished"]
+    assert isinstance(recorder.of("exception")[0].kwargs["exception"], OSError)
+
+
+def test_a_file_wrapper_that_takes_no_attributes_is_still_served(recorder: Recorder) -> None:
+    class SlottedWrapper:
+        __slots__ = ("chunks",)
+
+        def __init__(self, chunks: list[bytes]) -> None:
+            self.chunks = chunks
+
+        def __iter__(self) -> Iterator[bytes]:
+            return iter(self.chunks)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return SlottedWrapper([b"a", b"b"])
+
+    environ = {"PATH_INFO": "/", "QUERY_STRING": "", "wsgi.file_wrapper": SlottedWrapper}
+    response: Any = WSGISignalsMiddleware(app)(environ, _ignore)
+    assert not isinstance(response, SlottedWrapper)  # wrapped: the only way to see close()
+    assert b"".join(response) == b"ab"
+    response.close()
+    assert recorder.names() == ["started", "finished"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
+from tests.services import require_server
 
 REDIS_URL = os.environ.get("TOCSIN_REDIS_URL", "redis://127.0.0.1:6379/0")
 # id:base64 secret, as $TOCSIN_KEYS carries it to the worker processes.
@@ -24,18 +24,17 @@ T = TypeVar("T")
 
 def redis_or_skip(url: str = REDIS_URL) -> str:
     """The Redis URL, or skip the test (fail it in CI) if Redis is unreachable."""
-    try:
+
+    def probe() -> None:
         import redis
 
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
-        client.ping()
-        client.close()
-    except Exception as error:
-        reason = f"Redis is not reachable at {url} ({error.__class__.__name__}: {error})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI requires it (set TOCSIN_REDIS_URL)")
-        pytest.skip(f"{reason}; set TOCSIN_REDIS_URL to run these tests")
-    return url
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    return require_server("Redis", url, "TOCSIN_REDIS_URL", probe)
 
 
 def free_port() -> int:

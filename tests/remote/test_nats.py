@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.remote.helpers import free_port
+from tests.services import require_server
 from tocsin import Signal
 from tocsin.remote import Envelope, PublishError, Worker, publish, remote_receiver
 from tocsin.remote.transport import Delivery
@@ -34,24 +35,32 @@ def nats_or_skip(url: str = NATS_URL) -> str:
     """The NATS URL, or skip the test (fail it in CI) if no JetStream server answers."""
 
     async def probe() -> None:
-        client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+        client = await nats.connect(url, **_ONE_TRY)
         try:
-            await client.jetstream().account_info()
+            await asyncio.wait_for(client.jetstream().account_info(), 2)
         finally:
             await client.close()
 
-    try:
-        asyncio.run(probe())
-    except Exception as error:
-        reason = f"NATS JetStream is not reachable at {url} ({type(error).__name__}: {error})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI requires it (set TOCSIN_NATS_URL)")
-        pytest.skip(f"{reason}; set TOCSIN_NATS_URL to run these tests")
-    return url
+    return require_server("NATS JetStream", url, "TOCSIN_NATS_URL", lambda: asyncio.run(probe()))
+
+
+async def _quiet(error: Exception) -> None:
+    """nats-py logs every connection error with a traceback by default; the skip says it."""
+
+
+# nats-py retries a server until it failed more than max_reconnect_attempts times, and
+# 0 means for ever: 1 gives up after a second try, 0.1 s later.
+_ONE_TRY: dict[str, Any] = {
+    "connect_timeout": 2,
+    "allow_reconnect": False,
+    "max_reconnect_attempts": 1,
+    "reconnect_time_wait": 0.1,
+    "error_cb": _quiet,
+}
 
 
 async def _delete_prefixed(url: str, prefix: str) -> None:
-    client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+    client = await nats.connect(url, **_ONE_TRY)
     try:
         js = client.jetstream()
         for info in await js.streams_info():
@@ -264,6 +273,30 @@ def test_publish_raises_when_unreachable() -> None:
         asyncio.run(scenario())
     finally:
         down.close()
+
+
+def test_the_probe_skips_when_no_server_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    url = f"nats://127.0.0.1:{free_port()}"
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        nats_or_skip(url)
+    reason = str(skipped.value)
+    assert reason.startswith(f"NATS JetStream is not reachable at {url} (")
+    assert reason.endswith("; set TOCSIN_NATS_URL to run these tests")
+    assert "\n" not in reason
+    # The client gave up by itself: the probe's deadline was not what ended it.
+    assert "no answer within" not in reason
+    # Asked again, the verdict is remembered, not probed anew.
+    with pytest.raises(pytest.skip.Exception) as again:
+        nats_or_skip(url)
+    assert str(again.value) == reason
+
+
+def test_the_probe_fails_in_ci_when_no_server_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    url = f"nats://127.0.0.1:{free_port()}"
+    with pytest.raises(pytest.fail.Exception, match="CI requires it \\(set TOCSIN_NATS_URL\\)"):
+        nats_or_skip(url)
 
 
 def test_names_are_safe_and_distinct(transport: NatsJetStreamTransport) -> None:

@@ -1,4 +1,4 @@
-"""Django's request signals for any ASGI app: ``pip install tocsin[asgi]``.
+"""Django's request signals for any ASGI app: ``pip install 'tocsin[asgi]'`` (Starlette).
 
 Wrap the application, whatever made it (Starlette, FastAPI, Quart, a bare callable)::
 
@@ -13,13 +13,16 @@ class):
 
 - ``request_started(scope=scope)`` when the request starts (Django waits until the body
   was read; the app reads the body here, so the signal comes first);
-- ``request_finished()`` exactly once: after the final part of the response was sent, or
-  when the client disconnects, or when the app returns or raises without finishing;
+- ``request_finished()`` exactly once: after the final part of the response was sent
+  (as soon as the app then waits for anything, or returns), or when the client
+  disconnects, or when the app returns or raises without finishing;
 - ``got_request_exception(sender=None, request=..., exception=...)`` for an exception
-  that escapes the app (after ``request_finished`` only if the response was already
-  complete, see below). ``request`` is Starlette's ``Request`` when Starlette is
-  installed, else a ``RequestView``; pass ``request_factory`` to choose. A client that
-  went away is not an exception to report.
+  that escapes the app, before ``request_finished`` as in Django, also when the app
+  completed a response (a 500) just before raising. Only an exception raised after the
+  app waited for something past its complete response (in a background task) or after
+  the client left comes after ``request_finished``. ``request`` is Starlette's
+  ``Request`` when Starlette is installed, else a ``RequestView``; pass
+  ``request_factory`` to choose. A client that went away is not an exception to report.
 
 Lifespan and websocket scopes pass through untouched. Signals are sent with
 ``asend_robust``: async receivers are awaited on the event loop, sync ones run in a
@@ -30,9 +33,8 @@ response. ContextVars set by ``request_started`` receivers are seen by the app.
 sees. Added with ``add_middleware`` it runs inside Starlette's ``ServerErrorMiddleware``:
 for an unhandled exception the 500 is sent after this middleware has finished, so
 ``request_finished`` comes when the app gives up, before the 500 goes out. Wrapped
-around the app, ``request_finished`` follows the 500, and ``got_request_exception``
-comes after it (Starlette re-raises once the 500 was sent). Exceptions turned into
-responses by exception handlers (404, ``HTTPException``) are responses, not exceptions.
+around the app, both signals follow the 500. Exceptions turned into responses by
+exception handlers (404, ``HTTPException``) are responses, not exceptions.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Tasks sending request_finished for a request whose own task was cancelled meanwhile:
 # held here so that they finish instead of being garbage collected.
-_orphans: set[asyncio.Task[Any]] = set()
+_orphans: set[asyncio.Future[Any]] = set()
 
 
 class ASGISignalsMiddleware:
@@ -82,12 +84,21 @@ class ASGISignalsMiddleware:
         finished = False
         trailers = False
         send_error: BaseException | None = None
+        # request_finished for a complete response, sent once the app waits or returns.
+        deferred: asyncio.Task[None] | None = None
+        # Done when got_request_exception was sent: a deferred request_finished waits.
+        reported: asyncio.Future[None] | None = None
 
         async def finish() -> None:
             nonlocal finished
             if not finished:
                 finished = True
                 await _send_finished(sender)
+
+        async def finish_after_any_report() -> None:
+            if reported is not None:
+                await reported
+            await finish()
 
         async def receive_watching() -> Message:
             message = await receive()
@@ -96,7 +107,7 @@ class ASGISignalsMiddleware:
             return message
 
         async def send_watching(message: Message) -> None:
-            nonlocal trailers, send_error
+            nonlocal trailers, send_error, deferred
             try:
                 await send(message)
             except BaseException as error:
@@ -107,8 +118,14 @@ class ASGISignalsMiddleware:
             kind = message["type"]
             if kind == "http.response.start":
                 trailers = bool(message.get("trailers", False))
-            elif _is_final(kind, message, trailers):
-                await finish()
+            elif not request_finished.has_listeners(sender):
+                return  # nothing to send, nor to order: no task per request for nothing
+            elif _is_final(kind, message, trailers) and deferred is None:
+                # Not sent from here: Starlette's ServerErrorMiddleware sends its 500 and
+                # then re-raises, and Django reports the exception before request_finished.
+                # The task runs when this request next waits (the report, a background
+                # task) or ends; if it is reporting by then, it waits for the report.
+                deferred = asyncio.ensure_future(finish_after_any_report())
 
         try:
             if request_started.has_listeners(sender):
@@ -116,12 +133,19 @@ class ASGISignalsMiddleware:
             await self.app(scope, receive_watching, send_watching)
         except Exception as error:
             if not _caused_by(error, send_error) and got_request_exception.has_listeners(None):
-                await got_request_exception.asend_robust(
-                    sender=None, request=self.request_factory(scope), exception=error
-                )
+                reported = asyncio.get_running_loop().create_future()
+                try:
+                    await got_request_exception.asend_robust(
+                        sender=None, request=self.request_factory(scope), exception=error
+                    )
+                finally:
+                    reported.set_result(None)
             raise
         finally:
-            await finish()
+            if deferred is None:
+                await finish()
+            else:
+                await _to_the_end(deferred)
 
 
 def _is_final(kind: str, message: Message, trailers: bool) -> bool:
@@ -152,7 +176,11 @@ async def _send_finished(sender: type) -> None:
         return
     # Shielded: when the request is cancelled (server shutdown, a cancelled task group),
     # its request_finished is still sent, exactly once.
-    task = asyncio.ensure_future(request_finished.asend_robust(sender=sender))
+    await _to_the_end(asyncio.ensure_future(request_finished.asend_robust(sender=sender)))
+
+
+async def _to_the_end(task: asyncio.Future[Any]) -> None:
+    """Wait for *task*; if this request is cancelled meanwhile, let *task* finish anyway."""
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -1,4 +1,4 @@
-"""Django's request signals for any WSGI app: ``pip install tocsin[wsgi]``.
+"""Django's request signals for any WSGI app (the standard library only: no extra).
 
 Wrap the application::
 
@@ -21,14 +21,18 @@ Signals are sent with ``send_robust``: a failing receiver is logged (``tocsin.di
 and never breaks the response; async receivers run on a private event loop.
 
 Frameworks that turn exceptions into 500 responses themselves (Flask, Django) hide them
-from any WSGI middleware; ``tocsin.contrib.flask`` bridges Flask's own signal. The
-response is wrapped to see its ``close()``, which hides a ``wsgi.file_wrapper`` from the
-server: file responses lose the sendfile fast path, not their content.
+from any WSGI middleware; ``tocsin.contrib.flask`` bridges Flask's own signal.
+
+The server sees the response it would have seen without the middleware: a response
+with a length keeps it (wsgiref adds ``Content-Length`` to a one-item response), and
+the server's own ``wsgi.file_wrapper`` is returned as it is, its ``close`` extended, so
+the server still sends the file with ``sendfile``. (A file's read errors are then the
+server's to report, not ``got_request_exception``'s.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from tocsin.contrib._request import RequestView, wsgi_request
@@ -70,7 +74,7 @@ class WSGISignalsMiddleware:
             self.report(environ, error)
             request_finished.send_robust(sender=sender)
             raise
-        return _ClosingResponse(self, environ, response)
+        return self._watch(environ, response)
 
     def report(self, environ: Environ, error: Exception) -> None:
         """Send ``got_request_exception`` for *error*, unless it was sent already."""
@@ -81,6 +85,23 @@ class WSGISignalsMiddleware:
             got_request_exception.send_robust(
                 sender=None, request=self.request_factory(environ), exception=error
             )
+
+    def _watch(self, environ: Environ, response: Iterable[bytes]) -> Iterable[bytes]:
+        """*response*, made to send ``request_finished`` when the server closes it,
+        without hiding from the server what it looks for in a response."""
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(file_wrapper, type) and isinstance(response, file_wrapper):
+            # Servers test the response's type to take their sendfile path: keep it.
+            watched = _FileResponseCloser(self, environ, response)
+            try:
+                response.close = watched.close  # type: ignore[attr-defined]
+            except (AttributeError, TypeError):  # a wrapper class with __slots__
+                pass
+            else:
+                return response
+        if isinstance(response, Sized):
+            return _SizedClosingResponse(self, environ, response)
+        return _ClosingResponse(self, environ, response)
 
 
 class _ClosingResponse:
@@ -108,9 +129,49 @@ class _ClosingResponse:
         if self.closed:
             return
         self.closed = True
-        try:
-            close = getattr(self.response, "close", None)
-            if close is not None:
-                close()
-        finally:
-            request_finished.send_robust(sender=type(self.middleware))
+        _close_then_finish(self.middleware, self.environ, getattr(self.response, "close", None))
+
+
+class _SizedClosingResponse(_ClosingResponse):
+    """A response with a length (a list of chunks): servers read ``len()`` of it."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return len(self.response)  # type: ignore[arg-type]
+
+
+class _FileResponseCloser:
+    """The ``close`` given to a server's own file wrapper, which is returned unchanged."""
+
+    __slots__ = ("close_file", "closed", "environ", "middleware")
+
+    def __init__(
+        self, middleware: WSGISignalsMiddleware, environ: Environ, response: object
+    ) -> None:
+        self.middleware = middleware
+        self.environ = environ
+        # Read before it is replaced: the wrapper's own close (often the file's).
+        self.close_file: Callable[[], object] | None = getattr(response, "close", None)
+        self.closed = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        _close_then_finish(self.middleware, self.environ, self.close_file)
+
+
+def _close_then_finish(
+    middleware: WSGISignalsMiddleware, environ: Environ, close: Callable[[], object] | None
+) -> None:
+    """Close the app's response, then send ``request_finished``; an exception from the
+    app's ``close`` is reported first, as Django reports before it finishes."""
+    try:
+        if close is not None:
+            close()
+    except Exception as error:
+        middleware.report(environ, error)
+        raise
+    finally:
+        request_finished.send_robust(sender=type(middleware))
