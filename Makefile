@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: docs docs-serve demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean
+.PHONY: docs docs-serve demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean test-asan test-valgrind
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py src/tocsin/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench]'
@@ -31,16 +31,23 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
+# Twice: on the compiled send path (tocsin._speedups), then on the pure-Python one.
 pytest: $(BIN)/.installed
+	$(BIN)/python -c 'import tocsin; print("== compiled send path:", tocsin.compiled)'
 	$(BIN)/python -m pytest
+	@echo "== pure-Python send path (TOCSIN_NO_EXTENSIONS=1)"
+	TOCSIN_NO_EXTENSIONS=1 $(BIN)/python -m pytest -q
 
-# The core suite again on each other CPython >= 3.11 found on this machine.
+# The core suite again on each other CPython >= 3.11 found on this machine (the core's
+# tests on the pure-Python send path too).
+CORE_TESTS = tests/test_send.py tests/test_speedups.py tests/test_weakrefs.py tests/test_hooks.py tests/test_strict.py tests/test_async.py tests/test_threads.py
 test-all-pythons:
 	@for py in $$(scripts/other-pythons $(PYTHON)); do \
 		venv=.venv-$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		echo "== $$py ($$venv)"; \
 		$$py -m venv $$venv && $$venv/bin/python -m pip install --quiet -e '.[test,lint]' \
-		&& $$venv/bin/python -m pytest -q || exit 1; \
+		&& $$venv/bin/python -m pytest -q \
+		&& TOCSIN_NO_EXTENSIONS=1 $$venv/bin/python -m pytest -q $(CORE_TESTS) || exit 1; \
 	done
 
 # The integration suite again on the SQLAlchemy 2.0 line (the default install is 2.1).
@@ -79,7 +86,8 @@ DOCS_VENV = $(VENV)-docs
 $(DOCS_VENV)/bin/.installed: pyproject.toml
 	$(PYTHON) -m venv $(DOCS_VENV)
 	$(DOCS_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(DOCS_VENV)/bin/python -m pip install --quiet -e '.[docs]'
+	# The site reads tocsin's sources, it does not import them: no compiled extension.
+	TOCSIN_NO_EXTENSIONS=1 $(DOCS_VENV)/bin/python -m pip install --quiet -e '.[docs]'
 	touch $@
 
 docs: $(DOCS_VENV)/bin/.installed
@@ -87,3 +95,23 @@ docs: $(DOCS_VENV)/bin/.installed
 
 docs-serve: $(DOCS_VENV)/bin/.installed
 	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs serve
+
+## make test-asan: the compiled send path's tests under AddressSanitizer (gcc's libasan)
+SANITIZED = build/sanitized
+test-asan: $(BIN)/.installed
+	rm -rf $(SANITIZED) && mkdir -p $(SANITIZED)
+	cp -r src/tocsin $(SANITIZED)/ && rm -f $(SANITIZED)/tocsin/*.so
+	cd $(SANITIZED) && $(CURDIR)/$(BIN)/python -c 'import sysconfig, subprocess, sys; \
+		include = sysconfig.get_paths()["include"]; suffix = sysconfig.get_config_var("EXT_SUFFIX"); \
+		sys.exit(subprocess.call(["gcc", "-shared", "-fPIC", "-g", "-O1", "-fno-omit-frame-pointer", \
+		"-fsanitize=address,undefined", "-I" + include, "tocsin/_speedups.c", "-o", "tocsin/_speedups" + suffix]))'
+	PYTHONPATH=$(CURDIR)/$(SANITIZED) LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(BIN)/python -c 'import tocsin, sys; assert tocsin.compiled and "sanitized" in tocsin._speedups.__file__' \
+	&& PYTHONPATH=$(CURDIR)/$(SANITIZED) LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_speedups.py tests/test_send.py tests/test_weakrefs.py
+
+## make test-valgrind: the same tests under valgrind's memcheck (slow: many minutes)
+test-valgrind: $(BIN)/.installed
+	scripts/valgrind-speedups $(BIN)/python tests/test_speedups.py tests/test_send.py

@@ -18,6 +18,10 @@ NOTES = [
     "resolved per sender at the first send after a change, and one list comprehension "
     "calling receiver(signal=..., sender=..., **kwargs) and collecting (receiver, "
     "response) pairs",
+    "tocsin: the compiled send path (tocsin._speedups: send and send_robust in C); "
+    "tocsin-pure: the same Signal with the pure-Python send methods, as "
+    "TOCSIN_NO_EXTENSIONS=1 selects; both in the same run. Targets read "
+    "'<= compiled (pure <= pure-Python)' where the two differ",
     "every send carries the sender and two keyword arguments; receivers are distinct "
     "functions (psygnal's take the three values positionally, as psygnal emits them)",
     "before timing, every implementation runs each case with counting receivers built "

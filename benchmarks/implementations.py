@@ -23,6 +23,7 @@ import psygnal
 from django.dispatch import Signal as DjangoSignal
 
 import tocsin
+from tocsin import _dispatcher
 
 Receiver = Callable[..., Any]
 # Per-receiver call counts, filled in by the counting receivers used for verification.
@@ -285,6 +286,24 @@ class Tocsin(Implementation):
         return tocsin.Signal(use_caching=caching)
 
 
+class PureSignal(tocsin.Signal):
+    """tocsin's Signal with the pure-Python send methods, whichever path is active, so
+    that both paths are measured side by side in one process."""
+
+    send = _dispatcher.pure_send
+    send_robust = _dispatcher.pure_send_robust
+
+
+class TocsinPure(Implementation):
+    """tocsin on its pure-Python send path (what TOCSIN_NO_EXTENSIONS=1 selects)."""
+
+    name = "tocsin-pure"
+    has_caching_option = True
+
+    def new_signal(self, caching: bool = False) -> tocsin.Signal:
+        return PureSignal(use_caching=caching)
+
+
 class Django(Implementation):
     name = "django"
     distribution = "django"
@@ -358,5 +377,5 @@ class Psygnal(Implementation):
 
 
 def all_implementations() -> list[Implementation]:
-    """The floor first, then tocsin, then its peers."""
-    return [Floor(), Tocsin(), Django(), Blinker(), Psygnal()]
+    """The floor first, then tocsin (compiled, then pure Python), then its peers."""
+    return [Floor(), Tocsin(), TocsinPure(), Django(), Blinker(), Psygnal()]

@@ -41,7 +41,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tocsin.contrib.wsgi", "tocsin.contrib._request"): (
         "the request view shared by the ASGI and WSGI middleware"
     ),
-    ("tocsin.remote.outbox", "tocsin.contrib.sqlalchemy"): "being removed (issue 17)",
 }
 
 FORBIDDEN_FOR_THE_CORE = (

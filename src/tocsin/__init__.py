@@ -1,6 +1,7 @@
 """tocsin: Django's signal dispatcher as a library for any Python program."""
 
 from tocsin._commit import after_commit
+from tocsin._dispatcher import COMPILED as compiled
 from tocsin._dispatcher import (
     Connection,
     MethodReceiverWarning,
@@ -28,6 +29,7 @@ __all__ = [
     "add_hook",
     "after_commit",
     "autodiscover",
+    "compiled",
     "dotted_path",
     "find_signal",
     "known_signals",

@@ -45,6 +45,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import os
 import sys
 import threading
 import time
@@ -69,6 +70,7 @@ from tocsin._refs import (
     ReceiverKey,
     StrongEntry,
     WeakEntry,
+    WeakMethodEntry,
     make_entry,
     receiver_key,
 )
@@ -1114,3 +1116,47 @@ def _log_failure(receiver: object, error: Exception) -> None:
         error,
         exc_info=error,
     )
+
+
+# -- the compiled send path ------------------------------------------------------------
+
+
+# The pure-Python methods, whichever path is active: the compiled ones fall back to them,
+# and the benchmarks measure them side by side with the compiled ones.
+pure_send = Signal.send
+pure_send_robust = Signal.send_robust
+
+
+def _install_speedups() -> bool:
+    """Make the compiled ``send`` and ``send_robust`` (``tocsin._speedups``) the methods of
+    ``Signal``, where they can be; return whether they are.
+
+    Not with ``TOCSIN_NO_EXTENSIONS`` set (to anything), not on other interpreters than
+    CPython, not with the GIL disabled (the C code relies on it), and not when the
+    extension was not built. The compiled methods call the pure-Python ones above for
+    everything but the plain sync send (see ``_speedups.c``), so both behave the same.
+    """
+    if os.environ.get("TOCSIN_NO_EXTENSIONS") or sys.implementation.name != "cpython":
+        return False
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return False
+    try:
+        from tocsin import _speedups
+    except ImportError:
+        return False
+    send, send_robust = _speedups.install(
+        Signal,
+        pure_send,
+        pure_send_robust,
+        _log_failure,
+        NO_RECEIVERS,
+        WeakEntry,
+        WeakMethodEntry,
+    )
+    # setattr: the type checkers see the pure-Python methods, whose signatures these share.
+    setattr(Signal, "send", send)  # noqa: B010
+    setattr(Signal, "send_robust", send_robust)  # noqa: B010
+    return True
+
+
+COMPILED = _install_speedups()

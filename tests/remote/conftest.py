@@ -11,7 +11,7 @@ import pytest
 
 from tests.remote.helpers import REDIS_URL, TEST_KEYS, redis_or_skip
 from tocsin.remote import Envelope, Keyring, MemoryTransport
-from tocsin.remote.worker import _registry
+from tocsin.remote.receivers import _registry
 
 
 @pytest.fixture

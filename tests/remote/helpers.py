@@ -138,3 +138,91 @@ def redis_pings(url: str) -> bool:
         return True
     except redis.RedisError:
         return False
+
+
+class OwnRedis:
+    """A redis-server of the test's own (AOF on, fsync on every write), to stop, pause
+    (SIGSTOP: reachable but not answering), resume and restart without touching the
+    shared one."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OwnRedis:
+        """Start the server (again) on the same port and data directory; wait for PING."""
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: redis_pings(self.url), what="redis-server to start")
+        return self
+
+    def stop(self) -> None:
+        """Shut the server down cleanly (the AOF keeps every write)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+class Output:
+    """Collects what a process prints, line by line, as it prints it (a reader thread)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        import threading
+
+        self.process = process
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def has(self, text: str) -> bool:
+        """Whether a line printed so far contains *text*."""
+        return any(text in line for line in list(self.lines))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> str:
+        """Stop the process with *sig*, wait for it, and return everything it printed."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self._thread.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return "".join(self.lines)

@@ -25,6 +25,7 @@ from sqlalchemy import ForeignKey, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from tocsin import Signal
+from tocsin.contrib.sqlalchemy import model_codec
 from tocsin.remote import (
     REASONS,
     BadSignature,
@@ -42,7 +43,6 @@ from tocsin.remote import (
     UnsignedEvent,
     UnsupportedVersion,
     default_codecs,
-    model_codec,
     new_event,
 )
 

@@ -26,19 +26,19 @@ from tests.contrib.databases import drop_schema, make_engine
 from tests.remote.helpers import ROOT, free_port, wait_for
 from tocsin import Signal
 from tocsin.contrib import sqlalchemy as tocsin_sa
+from tocsin.contrib.sqlalchemy import model_codec
 from tocsin.contrib.sqlalchemy._models import current_session
+from tocsin.contrib.sqlalchemy.outbox import OutboxTransport, Relay, outbox_table, writing_to
 from tocsin.remote import (
     Envelope,
     Keyring,
     PublishError,
     Transport,
     Worker,
-    model_codec,
     publish,
     remote_receiver,
     unpublish,
 )
-from tocsin.remote.outbox import OutboxTransport, Relay, outbox_table, writing_to
 from tocsin.remote.redis import RedisStreamsTransport
 from tocsin.signals import post_save
 

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.remote.sample_models import Base, Customer
 from tocsin.contrib import sqlalchemy as tocsin_sa
-from tocsin.remote import Envelope, MemoryTransport, model_codec, publish, unpublish
+from tocsin.contrib.sqlalchemy import model_codec
+from tocsin.remote import Envelope, MemoryTransport, publish, unpublish
 from tocsin.signals import post_save
 
 STREAM = "tocsin.signals.post_save"

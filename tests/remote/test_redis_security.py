@@ -13,9 +13,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.remote.helpers import free_port, redis_pings, wait_for
-from tocsin.remote import Envelope, new_event
+from tocsin.remote import Envelope, PublishError, new_event
 from tocsin.remote.redis import RedisStreamsTransport
-from tocsin.remote.transport import PublishError
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None or shutil.which("openssl") is None,

@@ -193,7 +193,7 @@ def test_tocsin_worker_relay_db(redis_url: str, prefix: str, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("at_least", [1, 4])
 def test_slots_are_taken_together_and_first_come_first_served(at_least: int) -> None:
-    from tocsin.remote.worker import _Slots
+    from tocsin.remote._concurrency import Slots as _Slots
 
     async def main() -> None:
         slots = _Slots(8)
@@ -218,3 +218,96 @@ def test_slots_are_taken_together_and_first_come_first_served(at_least: int) -> 
         assert slots.free == 8
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_claims_exclude_other_consumers_and_expire(kind: str, request: Any) -> None:
+    if kind == "memory":
+        transport: Any = MemoryTransport()
+    else:
+        transport = RedisStreamsTransport(
+            request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("prefix")
+        )
+
+    async def scenario() -> list[str]:
+        claim = transport.claim
+        seen = [
+            await claim("g", "e1", consumer="a", message="s/1", ttl=1.0),
+            await claim("g", "e1", consumer="b", message="s/2", ttl=1.0),  # a copy
+            await claim("g", "e1", consumer="b", message="s/1", ttl=1.0),  # redelivered
+            await claim("g", "e1", consumer="a", message="s/1", ttl=1.0),  # renewed
+        ]
+        await transport.unclaim("g", "e1", consumer="b", message="s/1")  # not b's: kept
+        seen.append(await claim("g", "e1", consumer="b", message="s/2", ttl=1.0))
+        await transport.unclaim("g", "e1", consumer="a", message="s/1")
+        seen.append(await claim("g", "e1", consumer="b", message="s/2", ttl=0.2))
+        await asyncio.sleep(0.3)  # b's claim expired: a crashed consumer's never blocks
+        seen.append(await claim("g", "e1", consumer="c", message="s/1", ttl=1.0))
+        assert await transport.remember("g", "e1", 60)
+        seen.append(await claim("g", "e1", consumer="a", message="s/1", ttl=1.0))
+        assert await transport.seen("g", "e1")
+        assert not await transport.remember("g", "e1", 60)
+        await transport.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        "claimed", "copy", "busy", "claimed", "copy", "claimed", "claimed", "done",
+    ]  # fmt: skip
+
+
+runner_signal = Signal()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_the_envelope_api_runs_an_event_without_a_worker(
+    kind: str, request: Any, envelope: Envelope
+) -> None:
+    """What a task queue's worker does with a signed envelope: verify and decode it,
+    claim its id for the group, call the receivers, remember it; or dead-letter it."""
+    from tocsin.remote import DeadLetter, remote_receivers
+
+    if kind == "memory":
+        transport: Any = MemoryTransport()
+    else:
+        transport = RedisStreamsTransport(
+            request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("prefix")
+        )
+    path = f"{__name__}.runner_signal"
+    calls: list[dict[str, Any]] = []
+
+    @remote_receiver(runner_signal, group="tasks")
+    def on_event(sender: Any, **kwargs: Any) -> None:
+        calls.append(kwargs)
+
+    data = envelope.encode(new_event(path, None, {"n": 1}))
+
+    async def run_task(task_id: str) -> str:
+        event = envelope.decode(data, redelivered=task_id != "t1")
+        verdict: str = await transport.claim(
+            "tasks", event.id, consumer="celery@host", message=task_id, ttl=60
+        )
+        if verdict != "claimed":
+            return verdict
+        for entry in remote_receivers(["tasks"]):
+            if entry.signal_path == event.signal and entry.matches(event.sender):
+                await entry.call(event)
+        await transport.remember("tasks", event.id, 3600)
+        return verdict
+
+    async def scenario() -> list[str]:
+        outcomes = [await run_task("t1"), await run_task("t2")]  # t2: a duplicate task
+        letter = DeadLetter("", path, "tasks", "t3", data, 3, "gave up", 0.0)
+        stored = await transport.add_dead_letter(letter)
+        [listed] = await transport.dead_letters(path, group="tasks")
+        assert (listed.id, listed.data, listed.attempts, listed.reason) == (
+            stored,
+            data,
+            3,
+            "gave up",
+        )
+        await transport.aclose()
+        return outcomes
+
+    assert asyncio.run(scenario()) == ["claimed", "done"]
+    assert [call["n"] for call in calls] == [1]
+    assert calls[0]["signal"] is runner_signal

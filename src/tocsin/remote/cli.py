@@ -23,28 +23,23 @@ import sys
 import time
 from typing import Any
 
-from tocsin.remote.envelope import Envelope, Keyring
-from tocsin.remote.transport import Transport
+from tocsin.remote._keys import Keyring
+from tocsin.remote._url import DEFAULT_URL, URL_VARIABLE, broker_url, transport_from_url
+from tocsin.remote.broker import Transport
+from tocsin.remote.envelope import Envelope
 
 # Both subcommands are registered with this module: add_arguments and run tell them
 # apart by the subcommand's name.
 
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("TOCSIN_BROKER_URL", DEFAULT_URL),
-        help="broker URL (default $TOCSIN_BROKER_URL or %(default)s); rediss:// for TLS",
-    )
+    add_url_argument(parser)
     parser.add_argument(
         "--transport",
         choices=["streams", "pubsub"],
         default="streams",
         help="Redis Streams (at-least-once, default) or Pub/Sub (at-most-once broadcast)",
     )
-    parser.add_argument("--prefix", default="tocsin:", help="key prefix (default %(default)s)")
     parser.add_argument(
         "--insecure",
         action="store_true",
@@ -52,12 +47,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _transport(args: argparse.Namespace) -> Transport:
-    from tocsin.remote.redis import RedisPubSubTransport, RedisStreamsTransport
+def add_url_argument(parser: argparse.ArgumentParser) -> None:
+    """``--url`` and ``--prefix``, the same for every command that talks to a broker."""
+    parser.add_argument(
+        "--url",
+        default=None,
+        help=f"broker URL (default ${URL_VARIABLE} or {DEFAULT_URL}); rediss:// for TLS, "
+        "nats:// for NATS JetStream",
+    )
+    parser.add_argument(
+        "--prefix", default=None, help="key/subject prefix (default: the transport's own)"
+    )
 
-    if args.transport == "pubsub":
-        return RedisPubSubTransport(args.url, prefix=args.prefix)
-    return RedisStreamsTransport(args.url, prefix=args.prefix)
+
+def _transport(args: argparse.Namespace) -> Transport:
+    if getattr(args, "transport", "streams") == "pubsub":
+        return transport_from_url(broker_url(args.url), prefix=args.prefix, kind="pubsub")
+    return transport_from_url(broker_url(args.url), prefix=args.prefix)
 
 
 def _envelope(args: argparse.Namespace, allowed: set[str] | None) -> Envelope:
@@ -161,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     ``tocsin deadletter``; returns the exit status."""
     if args.command == "deadletter":
         return asyncio.run(_deadletter(args))
-    from tocsin.remote.worker import Worker, remote_receivers
+    from tocsin.remote.receivers import remote_receivers
+    from tocsin.remote.worker import Worker
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -222,7 +229,7 @@ def _deadletter_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _deadletter(args: argparse.Namespace) -> int:
-    from tocsin.remote.worker import replay_dead_letters
+    from tocsin.remote.deadletters import replay_dead_letters
 
     transport = _transport(args)
     try:

@@ -18,9 +18,17 @@ import dataclasses
 import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
-from tocsin.remote.transport import DeadLetter, Delivery, PublishError, Start, Transport
+from tocsin.remote.broker import (
+    Claim,
+    DeadLetter,
+    Delivery,
+    PublishError,
+    Start,
+    Transport,
+    Watcher,
+)
 
 __all__ = ["MemoryTransport"]
 
@@ -71,7 +79,11 @@ class MemoryTransport(Transport):
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
         self._ids = itertools.count(1)
-        self._seen: dict[tuple[str, str], float] = {}
+        # (group, event id) -> ("1" once handled, or a claim; its expiry).
+        self._seen: dict[tuple[str, str], tuple[str, float]] = {}
+        # Bumped whenever a message becomes available (published, handed back, replayed):
+        # what watchers wait for.
+        self.version = 0
 
     def __repr__(self) -> str:
         return f"<MemoryTransport streams={sorted(self._streams)}>"
@@ -94,6 +106,7 @@ class MemoryTransport(Transport):
         with self._lock:
             message = _Message(f"{next(self._ids)}-0", bytes(data), only_group)
             self._streams.setdefault(stream, _Stream()).messages.append(message)
+            self.version += 1
             return message.id
 
     def messages(self, stream: str) -> list[bytes]:
@@ -108,6 +121,10 @@ class MemoryTransport(Transport):
             return len(found.pending) if found else 0
 
     # -- consuming
+
+    def watcher(self, streams: Sequence[str]) -> Watcher:
+        """A watcher that wakes when a message is published, replayed or handed back."""
+        return _MemoryWatcher(self, streams)
 
     async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
         """Create *group* on *stream* unless it exists (see Transport.ensure_group)."""
@@ -153,10 +170,11 @@ class MemoryTransport(Transport):
                     if len(found) >= count:
                         return found
                     if (
-                        pending.consumer == consumer
+                        pending.consumer in (consumer, "")  # "": handed back, for anyone
                         and pending.due is not None
                         and pending.due <= now
                     ):
+                        pending.consumer = consumer
                         pending.due, pending.count, pending.last_seen = (
                             None,
                             pending.count + 1,
@@ -210,24 +228,49 @@ class MemoryTransport(Transport):
 
     # -- idempotency
 
+    def _record(self, group: str, event_id: str) -> str | None:
+        """What the store holds for the id ("1": handled; a claim), unexpired (lock held)."""
+        found = self._seen.get((group, event_id))
+        if found is None or found[1] <= self.clock():
+            return None
+        return found[0]
+
     async def seen(self, group: str, event_id: str) -> bool:
         """Whether *group* recorded *event_id* as handled (and the record has not expired)."""
         with self._lock:
-            expires = self._seen.get((group, event_id))
-            return expires is not None and expires > self.clock()
+            return self._record(group, event_id) == "1"
 
     async def remember(self, group: str, event_id: str, ttl: float) -> bool:
-        """Record *event_id* as handled by *group* for *ttl* s; False if it already was."""
+        """Record *event_id* as handled by *group* for *ttl* s (replacing a claim); False if
+        it already was."""
         now = self.clock()
         with self._lock:
             if len(self._seen) > 10_000:
                 # Expired records are dropped now and then, so the store stays bounded.
-                self._seen = {key: t for key, t in self._seen.items() if t > now}
-            expires = self._seen.get((group, event_id))
-            if expires is not None and expires > now:
-                return False
-            self._seen[(group, event_id)] = now + ttl
-            return True
+                self._seen = {key: v for key, v in self._seen.items() if v[1] > now}
+            before = self._record(group, event_id)
+            self._seen[(group, event_id)] = ("1", now + ttl)
+            return before != "1"
+
+    async def claim(
+        self, group: str, event_id: str, *, consumer: str, message: str, ttl: float
+    ) -> Claim:
+        """Claim *event_id* for *consumer* from *message* for *ttl* s (see Transport.claim)."""
+        mine = f"c\n{message}\n{consumer}"
+        with self._lock:
+            held = self._record(group, event_id)
+            if held is None or held == mine:
+                self._seen[(group, event_id)] = (mine, self.clock() + ttl)
+                return "claimed"
+            if held == "1":
+                return "done"
+            return "busy" if held.startswith(f"c\n{message}\n") else "copy"
+
+    async def unclaim(self, group: str, event_id: str, *, consumer: str, message: str) -> None:
+        """Drop the claim if it is still *consumer*'s from *message*."""
+        with self._lock:
+            if self._record(group, event_id) == f"c\n{message}\n{consumer}":
+                del self._seen[(group, event_id)]
 
     # -- dead letters
 
@@ -247,6 +290,13 @@ class MemoryTransport(Transport):
             state.dead = [d for d in state.dead if d.id not in ids]
             return before - len(state.dead)
 
+    async def add_dead_letter(self, letter: DeadLetter) -> str:
+        """Store *letter* under a new id; returns it."""
+        with self._lock:
+            stored = dataclasses.replace(letter, id=f"{next(self._ids)}-0")
+            self._streams.setdefault(letter.stream, _Stream()).dead.append(stored)
+            return stored.id
+
     async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
         """Deliver *data* again to *letter*'s group only and drop *letter*."""
         with self._lock:
@@ -256,7 +306,28 @@ class MemoryTransport(Transport):
             state.dead = [d for d in state.dead if d.id != letter.id]
             message = _Message(f"{next(self._ids)}-0", bytes(data), letter.group)
             state.messages.append(message)
+            self.version += 1
             return message.id
+
+
+class _MemoryWatcher(Watcher):
+    def __init__(self, transport: MemoryTransport, streams: Sequence[str]) -> None:
+        super().__init__(streams)
+        self.transport = transport
+        self.seen = transport.version
+
+    async def start(self) -> None:
+        self.seen = self.transport.version
+
+    async def wait(self, timeout: float) -> Collection[str]:
+        deadline = time.monotonic() + timeout
+        while self.transport.version == self.seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return ()
+            await asyncio.sleep(min(_POLL, left))
+        self.seen = self.transport.version
+        return self.streams
 
 
 class _MemoryDelivery(Delivery):
@@ -325,3 +396,5 @@ class _MemoryDelivery(Delivery):
             if pending is not None and pending.consumer == self.consumer:
                 pending.last_seen = -float("inf")
                 pending.consumer = ""
+                pending.due = self.transport.clock()
+                self.transport.version += 1

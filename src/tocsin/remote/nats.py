@@ -33,11 +33,14 @@ How the transport model maps onto JetStream:
   (``touch`` every ``claim_idle / 3``) keeps a slow receiver's message from being
   redelivered, exactly as with Redis' XAUTOCLAIM;
 - the **idempotency store** is the key-value bucket ``<prefix>_seen`` (key
-  ``<group id>.<event id>``, ``create`` = set-if-absent). JetStream 2.9 has no per-key
+  ``<group id>.<event id>``): a claim (message, consumer, expiry) written by
+  compare-and-set on the key's revision before the receivers run, then ``1`` once
+  handled. JetStream 2.9 has no per-key
   TTL, so the bucket's TTL (``dedupe_ttl``, default one day) applies to every key; the
   ``ttl`` given to :meth:`remember` is only checked against it (a longer one is logged);
-- **dead letters** go to the stream ``<prefix>_dead_<id>`` (one per tocsin stream, never
-  trimmed), one JSON message each; a dead letter's ``id`` is its sequence number there.
+- **dead letters** go to the stream ``<prefix>_dead_<id>`` (one per tocsin stream, at
+  most ``dead_letter_max_msgs`` kept, default 100,000, oldest discarded), one JSON
+  message each; a dead letter's ``id`` is its sequence number there.
 
 *Publishing* is ``js.publish`` with the header ``Nats-Msg-Id`` set to a hash of the
 bytes: a publish retried after a timeout (or an outbox relay that crashed after
@@ -45,7 +48,9 @@ publishing and before deleting its row) is dropped by the server as a duplicate 
 the stream's ``duplicate_window`` (default 2 minutes). ``publish`` (blocking) runs on a
 private event loop thread, as nats-py is asyncio-only; ``apublish`` uses the caller's
 loop. A broker that cannot be reached or does not confirm within ``publish_timeout``
-raises :class:`~tocsin.remote.transport.PublishError`.
+raises :class:`~tocsin.remote.PublishError`. Every other timeout is set explicitly too:
+connecting (``connect_timeout``), JetStream API calls (``publish_timeout``), pings (10 s,
+two missed close the connection), flush and drain.
 
 *Atomicity.* JetStream has no multi-message transactions. ``dead_letter`` writes the
 letter (with a ``Nats-Msg-Id`` naming the message and its delivery count) and only then
@@ -58,6 +63,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -65,7 +71,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import nats
@@ -84,13 +90,16 @@ from nats.js.api import (
 )
 from nats.js.kv import KeyValue
 
-from tocsin.remote.transport import (
+from tocsin.remote.broker import (
+    DEAD_LETTER_MAXLEN,
+    Claim,
     DeadLetter,
     Delivery,
     PublishError,
     Start,
     Transport,
     TransportError,
+    Watcher,
 )
 
 __all__ = ["DEFAULT_URL", "NatsJetStreamTransport"]
@@ -123,6 +132,20 @@ def _key_token(event_id: str) -> str:
     if _RAW_KEY.fullmatch(event_id):
         return f"r.{event_id}"
     return "b." + base64.urlsafe_b64encode(event_id.encode("utf-8")).decode().rstrip("=")
+
+
+@contextlib.contextmanager
+def _translated(
+    transport: NatsJetStreamTransport, publishing: str | None = None
+) -> Iterator[None]:
+    """Turn nats-py's errors (and the socket's) into ours: :class:`PublishError` when
+    publishing to the stream *publishing*, :class:`TransportError` otherwise."""
+    try:
+        yield
+    except _NATS_ERRORS as error:
+        if publishing is not None:
+            raise transport._publish_error(publishing, error) from error
+        raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
 
 
 async def _quiet_error_cb(error: Exception) -> None:
@@ -190,6 +213,7 @@ class NatsJetStreamTransport(Transport):
         publish_timeout: float = 5.0,
         connect_timeout: float = 2.0,
         max_ack_pending: int = 10_000,
+        dead_letter_max_msgs: int | None = DEAD_LETTER_MAXLEN,
         **options: Any,
     ) -> None:
         if not _PREFIX.fullmatch(prefix):
@@ -207,6 +231,7 @@ class NatsJetStreamTransport(Transport):
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
         self.max_ack_pending = max_ack_pending
+        self.dead_letter_max_msgs = dead_letter_max_msgs
         self.options = options
         self._async: _Connection | None = None
         self._sync: _Connection | None = None
@@ -253,11 +278,19 @@ class NatsJetStreamTransport(Transport):
             # connects afresh: no operation ever waits minutes for a dead server.
             "max_reconnect_attempts": 2,
             "reconnect_time_wait": 0.5,
+            # Every timeout explicit: a server that is up but silent is noticed by the
+            # pings (ping_interval x max_outstanding_pings), and no flush, drain or
+            # JetStream API call waits longer than its own bound.
+            "ping_interval": 10,
+            "max_outstanding_pings": 2,
+            "flush_timeout": self.publish_timeout,
+            "drain_timeout": self.connect_timeout,
             "error_cb": _quiet_error_cb,
         }
         options.update(self.options)
         client = await nats.connect(self.url, **options)
-        return _Connection(asyncio.get_running_loop(), client, client.jetstream())
+        js = client.jetstream(timeout=self.publish_timeout)
+        return _Connection(asyncio.get_running_loop(), client, js)
 
     async def _conn(self) -> _Connection:
         """The connection for the running loop (the async side), made on first use."""
@@ -330,6 +363,8 @@ class NatsJetStreamTransport(Transport):
             name=name,
             subjects=[f"{self.prefix}.dead.{_ident(stream)}"],
             storage=StorageType.FILE,
+            max_msgs=self.dead_letter_max_msgs if self.dead_letter_max_msgs is not None else -1,
+            discard=DiscardPolicy.OLD,
             duplicate_window=self.duplicate_window,
             description=f"tocsin dead letters of {stream[:200]}",
         )
@@ -399,20 +434,16 @@ class NatsJetStreamTransport(Transport):
     async def apublish(self, stream: str, data: bytes) -> str:
         """:meth:`publish` on the caller's loop; returns the sequence number."""
         data = bytes(data)
-        try:
+        with _translated(self, publishing=stream):
             conn = await self._conn()
             msg_id = hashlib.sha256(data).hexdigest()[:32]
             return await self._publish_on(conn, stream, self.subject(stream), data, msg_id)
-        except _NATS_ERRORS as error:
-            raise self._publish_error(stream, error) from error
 
     # -- groups
 
     async def _call(self, operation: Awaitable[_T]) -> _T:
-        try:
+        with _translated(self):
             return await operation
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
 
     async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
         """Create the stream and the durable consumer *group* unless they exist."""
@@ -466,6 +497,16 @@ class NatsJetStreamTransport(Transport):
 
     # -- consuming
 
+    def watcher(self, streams: Sequence[str]) -> Watcher:
+        """A plain subscription to the streams' subjects (see :class:`_NatsWatcher`)."""
+        return _NatsWatcher(self, streams)
+
+    async def nudge(self, stream: str) -> None:
+        """Wake the watchers of *stream* (a message was handed back: NAKed at shutdown)."""
+        with _translated(self):
+            conn = await self._conn()
+            await conn.client.publish(f"{self.prefix}.n.{_ident(stream)}", b"")
+
     async def _subscription(
         self, conn: _Connection, stream: str, group: str, consumer: str
     ) -> JetStreamContext.PullSubscription:
@@ -496,14 +537,15 @@ class NatsJetStreamTransport(Transport):
         first: the server hands them out before new messages.
         """
         try:
-            return await self._consume(streams, group, consumer, count, timeout)
-        except _NATS_ERRORS as error:
+            with _translated(self):
+                return await self._consume(streams, group, consumer, count, timeout)
+        except TransportError:
             if self._async is not None:
                 # The consumer may be gone (deleted, or the server lost its state): bind
                 # again next time, creating it if needed.
                 self._async.subscriptions.clear()
                 self._async.streams.clear()
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
+            raise
 
     async def _consume(
         self, streams: Sequence[str], group: str, consumer: str, count: int, timeout: float
@@ -593,19 +635,23 @@ class NatsJetStreamTransport(Transport):
     def _seen_key(self, group: str, event_id: str) -> str:
         return f"{_ident(group)}.{_key_token(event_id)}"
 
-    async def seen(self, group: str, event_id: str) -> bool:
-        """Whether the bucket holds ``<group id>.<event id>``."""
+    async def _entry(self, kv: KeyValue, key: str) -> tuple[bytes | None, int]:
+        """The key's value and revision (``(None, 0)`` when absent or deleted)."""
         try:
-            kv = await self._kv()
-            await kv.get(self._seen_key(group, event_id))
+            entry = await kv.get(key)
         except nats.js.errors.NotFoundError:  # KeyNotFound and KeyDeleted included
-            return False
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
-        return True
+            return None, 0
+        return entry.value, entry.revision or 0
+
+    async def seen(self, group: str, event_id: str) -> bool:
+        """Whether the bucket holds the handled mark for ``<group id>.<event id>``."""
+        with _translated(self):
+            value, _ = await self._entry(await self._kv(), self._seen_key(group, event_id))
+        return value == b"1"
 
     async def remember(self, group: str, event_id: str, ttl: float) -> bool:
-        """Create the key if absent (the bucket's TTL applies); False if it existed."""
+        """Put the handled mark (replacing a claim; the bucket's TTL applies); False if
+        it was there already."""
         if ttl > self.dedupe_ttl and not self._warned_ttl:
             self._warned_ttl = True
             logger.warning(
@@ -614,36 +660,97 @@ class NatsJetStreamTransport(Transport):
                 ttl,
                 self.dedupe_ttl,
             )
-        try:
+        key = self._seen_key(group, event_id)
+        with _translated(self):
             kv = await self._kv()
-            await kv.create(self._seen_key(group, event_id), b"1")
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
+            value, _ = await self._entry(kv, key)
+            if value == b"1":
+                return False
+            await kv.put(key, b"1")
         return True
+
+    async def claim(
+        self, group: str, event_id: str, *, consumer: str, message: str, ttl: float
+    ) -> Claim:
+        """Compare-and-set on the key's revision: create it, or replace an expired claim
+        (or this consumer's own from *message*). The bucket has one TTL for every key,
+        so a claim carries its own expiry (Unix time: the hosts' clocks must agree to
+        within a fraction of ``ttl``)."""
+        key = self._seen_key(group, event_id)
+        prefix = f"c\n{message}\n".encode()
+        mine = prefix + consumer.encode()
+        with _translated(self):
+            kv = await self._kv()
+            for _ in range(5):  # lost races retried: each loss means the key changed
+                value, revision = await self._entry(kv, key)
+                if value == b"1":
+                    return "done"
+                stamped = mine + f"\n{time.time() + ttl!r}".encode()
+                if value is not None:
+                    held, _, expires = value.rpartition(b"\n")
+                    if held != mine and float(expires or 0) > time.time():
+                        return "busy" if held.startswith(prefix) else "copy"
+                try:
+                    if revision:
+                        await kv.update(key, stamped, last=revision)
+                    else:
+                        await kv.create(key, stamped)
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    continue
+                return "claimed"
+        raise TransportError(f"NATS: could not claim {event_id!r}: the key keeps changing")
+
+    async def unclaim(self, group: str, event_id: str, *, consumer: str, message: str) -> None:
+        """Delete the key (at its revision) if it still holds this consumer's claim."""
+        key = self._seen_key(group, event_id)
+        mine = f"c\n{message}\n{consumer}".encode()
+        with _translated(self):
+            kv = await self._kv()
+            value, revision = await self._entry(kv, key)
+            if value is not None and value.rpartition(b"\n")[0] == mine:
+                with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+                    await kv.delete(key, last=revision)
 
     # -- dead letters
 
     async def _write_dead_letter(self, delivery: _NatsDelivery, reason: str) -> None:
+        letter = DeadLetter(
+            id="",
+            stream=delivery.stream,
+            group=delivery.group,
+            message_id=delivery.message_id,
+            data=delivery.data,
+            attempts=delivery.attempt,
+            reason=reason,
+            failed_at=time.time(),
+        )
+        await self._add_letter(letter)
+
+    async def _add_letter(self, letter: DeadLetter) -> str:
         conn = await self._conn()
-        await self._ensure_dead_stream(conn, delivery.stream)
+        await self._ensure_dead_stream(conn, letter.stream)
         record = {
-            "group": delivery.group,
-            "message_id": delivery.message_id,
-            "attempts": delivery.attempt,
-            "reason": reason[:2000],
-            "failed_at": time.time(),
-            "data": base64.b64encode(delivery.data).decode("ascii"),
+            "group": letter.group,
+            "message_id": letter.message_id,
+            "attempts": letter.attempts,
+            "reason": letter.reason[:2000],
+            "failed_at": letter.failed_at,
+            "data": base64.b64encode(letter.data).decode("ascii"),
         }
         # Same message and delivery count: the same letter, dropped if written twice.
-        msg_id = f"dl:{delivery.group}:{delivery.message_id}:{delivery.attempt}"
-        await conn.js.publish(
-            f"{self.prefix}.dead.{_ident(delivery.stream)}",
+        msg_id = f"dl:{letter.group}:{letter.message_id}:{letter.attempts}"
+        ack = await conn.js.publish(
+            f"{self.prefix}.dead.{_ident(letter.stream)}",
             json.dumps(record).encode(),
             timeout=self.publish_timeout,
             headers={"Nats-Msg-Id": hashlib.sha256(msg_id.encode()).hexdigest()[:32]},
         )
+        return str(ack.seq)
+
+    async def add_dead_letter(self, letter: DeadLetter) -> str:
+        """Write *letter* to the dead-letter stream; returns its sequence number there."""
+        with _translated(self):
+            return await self._add_letter(letter)
 
     async def dead_letters(
         self, stream: str, *, group: str | None = None, count: int = 100
@@ -651,22 +758,22 @@ class NatsJetStreamTransport(Transport):
         """The letters of the dead-letter stream, oldest first (read by sequence)."""
         name = self.dead_stream_name(stream)
         conn = await self._call(self._conn())
-        try:
-            info = await conn.js.stream_info(name)
-        except nats.js.errors.NotFoundError:
-            return []
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
+        with _translated(self):
+            try:
+                info = await conn.js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                return []
         letters: list[DeadLetter] = []
         sequence, last = info.state.first_seq, info.state.last_seq
         while sequence <= last and len(letters) < count:
-            try:
-                raw = await conn.js.get_msg(name, seq=sequence)
-            except nats.js.errors.NotFoundError:  # deleted: a hole in the sequence
+            with _translated(self):
+                try:
+                    raw = await conn.js.get_msg(name, seq=sequence)
+                except nats.js.errors.NotFoundError:  # deleted: a hole in the sequence
+                    raw = None
+            if raw is None:
                 sequence += 1
                 continue
-            except _NATS_ERRORS as error:
-                raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
             sequence += 1
             letter = self._letter(stream, raw.seq or sequence - 1, raw.data or b"{}")
             if group is None or letter.group == group:
@@ -692,18 +799,16 @@ class NatsJetStreamTransport(Transport):
         conn = await self._call(self._conn())
         removed = 0
         for letter_id in ids:
-            try:
-                removed += bool(
-                    await conn.js.delete_msg(self.dead_stream_name(stream), int(letter_id))
-                )
-            except (nats.js.errors.NotFoundError, ValueError):
-                continue
-            except nats.js.errors.APIError as error:
-                if error.err_code == _MSG_DELETE_FAILED:  # no such message (any more)
+            with _translated(self):
+                try:
+                    removed += bool(
+                        await conn.js.delete_msg(self.dead_stream_name(stream), int(letter_id))
+                    )
+                except (nats.js.errors.NotFoundError, ValueError):
                     continue
-                raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
-            except _NATS_ERRORS as error:
-                raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
+                except nats.js.errors.APIError as error:
+                    if error.err_code != _MSG_DELETE_FAILED:  # not "no such message"
+                        raise
         return removed
 
     async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
@@ -714,14 +819,65 @@ class NatsJetStreamTransport(Transport):
         """
         conn = await self._call(self._conn())
         msg_id = hashlib.sha256(f"replay:{letter.stream}:{letter.id}".encode()).hexdigest()
-        try:
+        with _translated(self, publishing=letter.stream):
             sequence = await self._publish_on(
                 conn, letter.stream, self.subject(letter.stream, letter.group), data, msg_id[:32]
             )
-        except _NATS_ERRORS as error:
-            raise self._publish_error(letter.stream, error) from error
         await self.delete_dead_letters(letter.stream, [letter.id])
         return sequence
+
+
+class _NatsWatcher(Watcher):
+    """A plain NATS subscription to the streams' subjects (JetStream publishes are NATS
+    messages too) and to their hand-back nudges: one subscriber per worker, taking
+    nothing from the durables."""
+
+    def __init__(self, transport: NatsJetStreamTransport, streams: Sequence[str]) -> None:
+        super().__init__(streams)
+        self.transport = transport
+        self._by_token = {_ident(stream): stream for stream in streams}
+        self._ready: set[str] = set()
+        self._event = asyncio.Event()
+        self._conn: _Connection | None = None
+        self._subscriptions: list[Any] = []
+
+    async def _on_message(self, message: Msg) -> None:
+        # <prefix>.s.<id>.all / .g.<group>, or <prefix>.n.<id>: the id is the third token.
+        parts = message.subject.split(".")
+        stream = self._by_token.get(parts[2]) if len(parts) > 2 else None
+        if stream is not None:
+            self._ready.add(stream)
+            self._event.set()
+
+    async def start(self) -> None:
+        """Subscribe (again, if the connection was replaced)."""
+        with _translated(self.transport):
+            conn = await self.transport._conn()
+            if conn is self._conn:
+                return
+            self._conn, self._subscriptions = conn, []
+            prefix = self.transport.prefix
+            for token in self._by_token:
+                for subject in (f"{prefix}.s.{token}.>", f"{prefix}.n.{token}"):
+                    self._subscriptions.append(
+                        await conn.client.subscribe(subject, cb=self._on_message)
+                    )
+
+    async def wait(self, timeout: float) -> Collection[str]:
+        """Wait for a message or nudge on the streams' subjects, up to *timeout*."""
+        await self.start()
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
+        ready, self._ready = self._ready, set()
+        return ready
+
+    async def aclose(self) -> None:
+        for subscription in self._subscriptions:
+            with contextlib.suppress(*_NATS_ERRORS):
+                await subscription.unsubscribe()
+        self._subscriptions = []
 
 
 class _NatsDelivery(Delivery):
@@ -748,12 +904,8 @@ class _NatsDelivery(Delivery):
         # Settling twice is harmless: only the first call reaches the server.
         if self._settled:
             return
-        try:
+        with _translated(self.transport), contextlib.suppress(nats.errors.MsgAlreadyAckdError):
             await action()
-        except nats.errors.MsgAlreadyAckdError:
-            pass
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
         self._settled = True
 
     async def ack(self) -> None:
@@ -768,21 +920,18 @@ class _NatsDelivery(Delivery):
         """Write the letter to the dead-letter stream, then TERM the message."""
         if self._settled:
             return
-        try:
+        with _translated(self.transport):
             await self.transport._write_dead_letter(self, reason)
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
         await self._settle(self.message.term)
 
     async def touch(self) -> None:
         """In-progress ack: restarts the ack-wait timer."""
         if self._settled:
             return
-        try:
+        with _translated(self.transport):
             await self.message.in_progress()
-        except _NATS_ERRORS as error:
-            raise TransportError(f"NATS: {type(error).__name__}: {error}") from error
 
     async def release(self) -> None:
-        """NAK without delay: another consumer may take it at once."""
+        """NAK without delay, then a nudge: the other workers of the group look at once."""
         await self._settle(self.message.nak)
+        await self.transport.nudge(self.stream)

@@ -5,7 +5,7 @@ commits, then the process dies before the event reaches the broker (or the broke
 down), and the event is lost although the data changed. The outbox closes it::
 
     from tocsin.remote import Envelope, Keyring, publish
-    from tocsin.remote.outbox import OutboxTransport, Relay, outbox_table
+    from tocsin.contrib.sqlalchemy.outbox import OutboxTransport, Relay, outbox_table
     from tocsin.remote.redis import RedisStreamsTransport
 
     broker = RedisStreamsTransport("redis://redis.internal:6379/0")
@@ -22,8 +22,9 @@ down), and the event is lost although the data changed. The outbox closes it::
 - :class:`OutboxTransport` is a transport whose :meth:`~OutboxTransport.publish` inserts
   the encoded event into the outbox table **through the connection of the current
   transaction**: the Session whose model signals are being sent
-  (``tocsin.contrib.sqlalchemy`` sets it during a flush), or the session bound with
-  :func:`writing_to` around any other send. A rollback (of the transaction, or of the
+  (``tocsin.contrib.sqlalchemy.outbox`` registers it, with
+  :func:`register_session_source`), or the session bound with :func:`writing_to` around
+  any other send. A rollback (of the transaction, or of the
   savepoint the event was written in) removes the event with the data. Everything else
   (consuming, dead letters, idempotency) is delegated to the real transport, so the same
   object can be given to a :class:`~tocsin.remote.worker.Worker`. Publish with
@@ -62,16 +63,10 @@ import signal as signals
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from tocsin.remote.transport import (
-    DeadLetter,
-    Delivery,
-    PublishError,
-    Start,
-    Transport,
-)
+from tocsin.remote.broker import PublishError, Transport, TransportWrapper
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData, Table
@@ -83,6 +78,7 @@ __all__ = [
     "OutboxTransport",
     "Relay",
     "outbox_table",
+    "register_session_source",
     "writing_to",
 ]
 
@@ -139,29 +135,54 @@ def writing_to(session: Session | Any) -> Iterator[None]:
         _bound.reset(token)
 
 
+# Where the current transaction's Session comes from besides writing_to(): an ORM
+# integration registers its own (tocsin.contrib.sqlalchemy.outbox registers the Session
+# whose flush is sending model signals). The outbox imports no integration itself.
+_session_sources: list[Callable[[], Session | None]] = []
+
+
+def register_session_source(source: Callable[[], Session | None]) -> None:
+    """Make :class:`OutboxTransport` also ask *source* for the current Session.
+
+    *source* returns the Session (or None) whose transaction a publish happening now
+    belongs to. Registering the same source twice is harmless. Integrations call it.
+    """
+    if source not in _session_sources:
+        _session_sources.append(source)
+
+
 def _current_session() -> Session | None:
     session = _bound.get()
     if session is not None:
         return session
-    try:
-        from tocsin.contrib.sqlalchemy._models import current_session
-    except ImportError:  # SQLAlchemy is not installed: no flush can be running
-        return None
-    return current_session()
+    for source in _session_sources:
+        session = source()
+        if session is not None:
+            return session
+    return None
 
 
-class OutboxTransport(Transport):
-    """Publishes into the outbox table of the current transaction; delegates the rest.
+class OutboxTransport(TransportWrapper):
+    """Publishes into the outbox table of the current transaction; the rest is *target*'s.
 
     *target* is the real transport (where the relay will publish, and what workers
-    consume); *table* the outbox table (see :func:`outbox_table`). Returns from
+    consume); *table* the outbox table (see :func:`outbox_table`). The current
+    transaction is the Session bound by :func:`writing_to`, else what *session*
+    returns (a callable), else what an integration registered (import
+    ``tocsin.contrib.sqlalchemy.outbox`` for the Session of a flush). Returns from
     :meth:`publish` the outbox row id as ``"outbox:<id>"``.
     """
 
-    def __init__(self, target: Transport, table: Table) -> None:
-        self.target = target
+    def __init__(
+        self,
+        target: Transport,
+        table: Table,
+        *,
+        session: Callable[[], Session | None] | None = None,
+    ) -> None:
+        super().__init__(target)
         self.table = table
-        self.supports_groups = target.supports_groups
+        self.session = session
 
     def __repr__(self) -> str:
         return f"<OutboxTransport {self.table.name} -> {self.target!r}>"
@@ -172,12 +193,17 @@ class OutboxTransport(Transport):
         Raises PublishError when no session is current (see the module docstring), so
         that a send outside a transaction is never silently dropped.
         """
-        session = _current_session()
+        session = _bound.get()
+        if session is None and self.session is not None:
+            session = self.session()
+        if session is None:
+            session = _current_session()
         if session is None:
             raise PublishError(
                 f"no SQLAlchemy session to write the outbox event to (stream {stream!r}): "
-                "send model signals from a Session flush, or wrap the send in "
-                "tocsin.remote.outbox.writing_to(session)",
+                "send model signals from a Session flush (with tocsin.contrib.sqlalchemy."
+                "outbox imported), wrap the send in tocsin.remote.outbox.writing_to("
+                "session), or give OutboxTransport(session=...)",
                 stream=stream,
             )
         from sqlalchemy import insert
@@ -195,80 +221,6 @@ class OutboxTransport(Transport):
     async def apublish(self, stream: str, data: bytes) -> str:
         """As :meth:`publish`, which does not block on any broker."""
         return self.publish(stream, data)
-
-    # -- everything else is the real transport's
-
-    async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
-        """The target's."""
-        await self.target.ensure_group(stream, group, start=start)
-
-    async def drop_group(self, stream: str, group: str) -> None:
-        """The target's."""
-        await self.target.drop_group(stream, group)
-
-    async def consume(
-        self,
-        streams: Sequence[str],
-        group: str,
-        consumer: str,
-        *,
-        count: int,
-        timeout: float,
-    ) -> list[Delivery]:
-        """The target's."""
-        return await self.target.consume(streams, group, consumer, count=count, timeout=timeout)
-
-    async def claim_stale(
-        self,
-        streams: Sequence[str],
-        group: str,
-        consumer: str,
-        *,
-        min_idle: float,
-        count: int,
-    ) -> list[Delivery]:
-        """The target's."""
-        return await self.target.claim_stale(
-            streams, group, consumer, min_idle=min_idle, count=count
-        )
-
-    async def seen(self, group: str, event_id: str) -> bool:
-        """The target's."""
-        return await self.target.seen(group, event_id)
-
-    async def remember(self, group: str, event_id: str, ttl: float) -> bool:
-        """The target's."""
-        return await self.target.remember(group, event_id, ttl)
-
-    async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
-        """The target's."""
-        return await self.target.seen_many(keys)
-
-    async def remember_and_ack(self, handled: Sequence[tuple[Delivery, str]], ttl: float) -> None:
-        """The target's."""
-        await self.target.remember_and_ack(handled, ttl)
-
-    async def dead_letters(
-        self, stream: str, *, group: str | None = None, count: int = 100
-    ) -> list[DeadLetter]:
-        """The target's."""
-        return await self.target.dead_letters(stream, group=group, count=count)
-
-    async def delete_dead_letters(self, stream: str, ids: Sequence[str]) -> int:
-        """The target's."""
-        return await self.target.delete_dead_letters(stream, ids)
-
-    async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
-        """The target's."""
-        return await self.target.republish_dead_letter(letter, data)
-
-    async def aclose(self) -> None:
-        """The target's."""
-        await self.target.aclose()
-
-    def close(self) -> None:
-        """The target's."""
-        self.target.close()
 
 
 class Relay:
@@ -430,20 +382,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="default %(default)s")
 
 
-def _broker(url: str, prefix: str | None) -> Transport:
-    if url.startswith(("nats://", "tls://")):
-        from tocsin.remote.nats import NatsJetStreamTransport
-
-        if prefix is None:
-            return NatsJetStreamTransport(url)
-        return NatsJetStreamTransport(url, prefix=prefix)
-    from tocsin.remote.redis import RedisStreamsTransport
-
-    if prefix is None:
-        return RedisStreamsTransport(url)
-    return RedisStreamsTransport(url, prefix=prefix)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``tocsin relay`` until SIGTERM/SIGINT (or once); returns the exit status."""
     logging.basicConfig(
@@ -458,7 +396,9 @@ def run(args: argparse.Namespace) -> int:
 
     engine = create_engine(args.db)
     table = outbox_table(MetaData(), args.table, schema=args.schema)
-    target = _broker(args.url, args.prefix)
+    from tocsin.remote._url import transport_from_url
+
+    target = transport_from_url(args.url, prefix=args.prefix)
     relay = Relay(engine, target, table, batch=args.batch, interval=args.interval)
     if not args.once:
         for number in (signals.SIGTERM, signals.SIGINT):

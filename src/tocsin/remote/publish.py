@@ -13,13 +13,21 @@
 ``publish`` connects a :class:`Publisher` to the signal as an ordinary receiver, held
 strongly and with a very high priority (:data:`PUBLISH_PRIORITY`), so it runs first, and
 whatever mutes the signal's receivers mutes its publishing too. Each send is encoded as
-one :class:`~tocsin.remote.envelope.Event` (the signal's dotted path, the sender and the
+one :class:`~tocsin.remote.Event` (the signal's dotted path, the sender and the
 keyword arguments, a fresh id and the origin) and written to the stream named after the
 signal's dotted path (or ``stream=``).
 
-*Broker down.* A publish that fails raises :class:`~tocsin.remote.transport.PublishError`
-out of ``send()``, like any failing receiver: the event is never dropped in silence.
-(``send_robust`` returns it in the responses and logs it.)
+*Broker down, event too large.* A publish that fails raises
+:class:`~tocsin.remote.PublishError` out of ``send()``, like any failing receiver: the
+event is never dropped in silence. That includes an event over the envelope's
+``max_bytes`` (:class:`~tocsin.remote.EventTooLargeToPublish`, also a ``ValueError``) and a
+broker that does not answer within the transport's timeout.
+
+*Order, on purpose.* The publisher runs **before** the signal's local receivers (its
+priority is the highest), so when publishing fails, ``send()`` raises before any local
+receiver ran: a process never acts locally on an event that the other processes will
+never see, and the caller can retry the whole send. ``send_robust`` runs the local
+receivers anyway and returns the publish error among the responses (and logs it).
 
 *After commit.* With ``on_commit=True`` the event is encoded when the signal is sent
 (the values as they were then) and written when the current transaction commits, through
@@ -39,8 +47,11 @@ from typing import Any
 from tocsin._commit import current_scheduler
 from tocsin._dispatcher import Signal
 from tocsin._registry import dotted_path
-from tocsin.remote.envelope import Envelope, new_event
-from tocsin.remote.transport import Transport
+from tocsin.remote._event import new_event
+from tocsin.remote.broker import Broker
+from tocsin.remote.envelope import Envelope
+from tocsin.remote.errors import EventTooLargeToPublish
+from tocsin.remote.receivers import signal_path
 
 __all__ = ["PUBLISH_PRIORITY", "Publisher", "publish", "unpublish"]
 
@@ -60,7 +71,7 @@ class Publisher:
     def __init__(
         self,
         signal: Signal,
-        transport: Transport,
+        transport: Broker,
         envelope: Envelope,
         *,
         name: str,
@@ -78,8 +89,15 @@ class Publisher:
         return f"<Publisher {self.name} -> {self.transport!r} stream={self.stream!r}>"
 
     def encode(self, sender: Any, kwargs: dict[str, Any]) -> bytes:
-        """Return one signed event for a send of the signal by *sender* with *kwargs*."""
-        return self.envelope.encode(new_event(self.name, sender, kwargs))
+        """Return one signed event for a send of the signal by *sender* with *kwargs*.
+
+        Raises :class:`~tocsin.remote.EventTooLargeToPublish` (a PublishError) naming
+        the stream when it is over the envelope's ``max_bytes``.
+        """
+        try:
+            return self.envelope.encode(new_event(self.name, sender, kwargs))
+        except EventTooLargeToPublish as error:
+            raise EventTooLargeToPublish(error.size, error.max_bytes, stream=self.stream) from None
 
     def __call__(self, signal: Signal, sender: Any, **kwargs: Any) -> str | None:
         data = self.encode(sender, kwargs)
@@ -90,13 +108,13 @@ class Publisher:
         return self.transport.publish(self.stream, data)
 
 
-def _uid(transport: Transport, stream: str) -> tuple[str, int, str]:
+def _uid(transport: Broker, stream: str) -> tuple[str, int, str]:
     return ("tocsin.remote.publish", id(transport), stream)
 
 
 def publish(
     signal: Signal,
-    transport: Transport,
+    transport: Broker,
     envelope: Envelope,
     *,
     sender: object = None,
@@ -112,12 +130,7 @@ def publish(
     Returns the :class:`Publisher` connected. Raises ``ValueError`` for a signal that
     is not a module-level attribute (it has no dotted path to be found by).
     """
-    name = dotted_path(signal)
-    if name is None:
-        raise ValueError(
-            f"{signal!r} cannot be published: it is not a module-level attribute, so no "
-            "other process could find it by its dotted path"
-        )
+    name = signal_path(signal, "published")
     stream = name if stream is None else stream
     publisher = Publisher(
         signal, transport, envelope, name=name, stream=stream, on_commit=on_commit
@@ -134,7 +147,7 @@ def publish(
 
 def unpublish(
     signal: Signal,
-    transport: Transport,
+    transport: Broker,
     *,
     sender: object = None,
     stream: str | None = None,

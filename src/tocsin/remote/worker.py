@@ -1,27 +1,12 @@
-"""Remote receivers and the worker that runs them.
+"""The worker: consumes events for remote receivers and calls them.
 
-Declare a receiver for remote delivery with :func:`remote_receiver`::
-
-    from tocsin.remote import remote_receiver
-
-    @remote_receiver(order_placed, group="emails")
-    def send_confirmation(sender, order_id, event_id, event_origin, **kwargs): ...
-
-    @remote_receiver(settings_changed, broadcast=True)
-    async def clear_cache(sender, **kwargs): ...
-
-A **group** gets every event of the signal once, shared out across every process that
-runs the group (a consumer group). The default group is the receiver's import path, so
-each receiver is its own group and is retried on its own; receivers that share a group
-are called together, in declaration order, and retried together. A **broadcast**
-receiver runs in every worker process running when the event is published.
-
-Remote receivers are not connected to the signal: a local ``send`` does not call them.
-The worker calls them as Django calls receivers, with ``signal`` (the local signal, found
-by the dotted path the event names), ``sender`` and the keyword arguments sent (decoded
-by the envelope), plus ``event_id`` (the event's id, the same in every group and on every
-redelivery: an idempotency key) and ``event_origin`` (``"host:pid"`` of the publisher;
-not ``origin``, which Django's ``pre_delete``/``post_delete`` already send).
+Receivers are declared with :func:`~tocsin.remote.remote_receiver` (see
+:mod:`tocsin.remote.receivers`). The worker calls them as Django calls receivers, with
+``signal`` (the local signal, found by the dotted path the event names), ``sender`` and
+the keyword arguments sent (decoded by the envelope), plus ``event_id`` (the event's id,
+the same in every group and on every redelivery: an idempotency key) and
+``event_origin`` (``"host:pid"`` of the publisher; not ``origin``, which Django's
+``pre_delete``/``post_delete`` already send).
 
 **Delivery guarantees** of :class:`Worker` (with a transport that has groups):
 
@@ -29,11 +14,21 @@ not ``origin``, which Django's ``pre_delete``/``post_delete`` already send).
   whose worker died is taken over by another worker once it has been idle for
   ``claim_idle`` seconds (a worker renews its in-flight events every ``claim_idle / 3``
   seconds, so a slow receiver is not mistaken for a dead one);
-- *duplicates suppressed*: once handled, an event id is remembered per group for
+- *one run per event and group*: before the receivers run, the event id is claimed for
+  the group (:meth:`~tocsin.remote.IdempotencyStore.claim`, expiring after
+  ``claim_idle``, renewed with the event), so a copy that another worker is handling is
+  acknowledged, not run; once handled, the id is remembered per group for
   ``dedupe_ttl`` seconds (default one day; never shorter than the envelope's replay
-  window), and a redelivery of it within that time is acknowledged without running the
-  receivers again. A worker that dies *during* a receiver causes it to run again: make
-  receivers idempotent, or key their effects on ``event_id``;
+  window), and a redelivery within that time is acknowledged without running the
+  receivers again. A worker that dies *during* a receiver causes it to run again once
+  its claim expired: make receivers idempotent, or key their effects on ``event_id``;
+- *broker outages*: a settle (remember, then ack) that fails is retried with backoff for
+  up to ``settle_timeout`` seconds, so an event handled during an outage is not run again;
+- *latency*: a worker running several groups has one
+  :class:`~tocsin.remote.broker.Watcher` wait on every stream of its groups and wake
+  the group whose stream moved; the groups fetch without blocking, so a lone event
+  arrives at once however many groups the worker runs (a worker of one group blocks in
+  its own read, one round trip less per event);
 - *retries*: a receiver that raises is retried after ``retry_backoff * 2 ** (attempt-1)``
   seconds (capped at ``retry_backoff_max``), until ``max_deliveries`` deliveries; then
   the event goes to the dead-letter store, from where ``tocsin deadletter replay``
@@ -43,17 +38,14 @@ not ``origin``, which Django's ``pre_delete``/``post_delete`` already send).
   already accepted, which are dropped;
 - *graceful shutdown*: :meth:`Worker.stop` (SIGTERM/SIGINT under ``tocsin worker``) stops
   fetching, waits up to ``shutdown_timeout`` seconds for the events in flight, and hands
-  back any still running for immediate takeover by another worker; none is lost.
+  back any still running: the other workers see it at once; none is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
-import inspect
-import itertools
 import logging
 import os
 import signal as signals
@@ -61,118 +53,22 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from tocsin._dispatcher import Signal
-from tocsin._registry import dotted_path
-from tocsin.inspect import check_receiver
-from tocsin.remote.envelope import Envelope, RejectedEvent, ReplayedEvent
-from tocsin.remote.transport import DeadLetter, Delivery, Transport, TransportError
+from tocsin.remote._concurrency import Batcher, Slots
+from tocsin.remote._retry import RetryPolicy, backoff
+from tocsin.remote.broker import Claim, Delivery, Transport, TransportError, Watcher
+from tocsin.remote.envelope import Envelope
+from tocsin.remote.errors import RejectedEvent, ReplayedEvent
+from tocsin.remote.receivers import RemoteReceiver, remote_receivers
 
 if TYPE_CHECKING:
     from tocsin.remote.outbox import Relay
 
-__all__ = [
-    "RemoteReceiver",
-    "Worker",
-    "clear_remote_receivers",
-    "remote_receiver",
-    "remote_receivers",
-    "replay_dead_letters",
-]
+__all__ = ["Worker", "WorkerStats"]
 
 logger = logging.getLogger("tocsin.remote")
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-# --------------------------------------------------------------------------- declaring
-
-
-@dataclasses.dataclass(frozen=True)
-class RemoteReceiver:
-    """A receiver declared for remote delivery (see :func:`remote_receiver`)."""
-
-    signal: Signal
-    signal_path: str
-    receiver: Callable[..., Any]
-    group: str
-    sender: object
-    broadcast: bool
-    stream: str
-    is_async: bool
-
-    def matches(self, sender: object) -> bool:
-        """Whether an event sent by *sender* is for this receiver."""
-        return self.sender is None or self.sender is sender or self.sender == sender
-
-
-_lock = threading.Lock()
-_registry: list[RemoteReceiver] = []
-
-
-def remote_receiver(
-    signal: Signal,
-    *,
-    group: str | None = None,
-    sender: object = None,
-    broadcast: bool = False,
-    stream: str | None = None,
-) -> Callable[[_F], _F]:
-    """Decorator: declare the function a receiver of *signal*'s events from other processes.
-
-    ``group`` (default: the receiver's ``module.qualname``) names the consumer group;
-    ``sender`` filters on the decoded sender (a class, or any value compared with ``==``);
-    ``broadcast=True`` delivers to every running worker instead of to one per group;
-    ``stream`` must match the one given to ``publish`` if that one was changed.
-    The declaration goes into a process-wide registry that :class:`Worker` consumes for.
-    Returns the function unchanged (it is not connected to the local signal).
-    """
-    path = dotted_path(signal)
-    if path is None:
-        raise ValueError(
-            f"{signal!r} cannot be received remotely: it is not a module-level attribute, "
-            "so events cannot name it"
-        )
-
-    def declare(function: _F) -> _F:
-        is_async = check_receiver(function)
-        name = group or f"{function.__module__}.{function.__qualname__}"
-        entry = RemoteReceiver(
-            signal=signal,
-            signal_path=path,
-            receiver=function,
-            group=name,
-            sender=sender,
-            broadcast=broadcast,
-            stream=path if stream is None else stream,
-            is_async=is_async,
-        )
-        with _lock:
-            if not any(
-                r.receiver is function and r.signal is signal and r.group == name
-                for r in _registry
-            ):
-                _registry.append(entry)
-        return function
-
-    return declare
-
-
-def remote_receivers(groups: Iterable[str] | None = None) -> list[RemoteReceiver]:
-    """The remote receivers declared in this process (of *groups* only, if given)."""
-    wanted = None if groups is None else set(groups)
-    with _lock:
-        return [r for r in _registry if wanted is None or r.group in wanted]
-
-
-def clear_remote_receivers(groups: Iterable[str] | None = None) -> None:
-    """Forget the remote receivers declared (of *groups* only): for tests."""
-    wanted = None if groups is None else set(groups)
-    with _lock:
-        _registry[:] = [r for r in _registry if wanted is not None and r.group not in wanted]
-
 
 # --------------------------------------------------------------------------- the worker
 
@@ -188,6 +84,8 @@ class _Subscription:
     receivers: dict[str, list[RemoteReceiver]]  # signal path -> receivers: the allow-list
     envelope: Envelope
     last_claim: float = 0.0
+    # Set by the worker's watcher when one of the group's streams has something new.
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 @dataclasses.dataclass
@@ -200,122 +98,27 @@ class WorkerStats:
     retried: int = 0
     dead_lettered: int = 0
     duplicates: int = 0
+    busy: int = 0
+    settle_retries: int = 0
     rejected: int = 0
     reclaimed: int = 0
     released: int = 0
-
-
-class _Slots:
-    """How many more events the worker may take on (``concurrency`` in all).
-
-    Unlike a semaphore, :meth:`take` waits for several free slots and takes them all at
-    once, without holding any while it waits (consume loops share the slots). Waiters
-    are served first come, first served, so no consume loop starves another.
-    """
-
-    def __init__(self, total: int) -> None:
-        self.free = total
-        self._waiters: collections.deque[tuple[int, asyncio.Future[int]]] = collections.deque()
-        self._granting = False
-
-    async def take(self, at_least: int) -> int:
-        """Wait until *at_least* slots are free, then take every free one; returns how many."""
-        if not self._waiters and self.free >= at_least:
-            taken, self.free = self.free, 0
-            return taken
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiters.append((at_least, future))
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.give(future.result())  # granted as we were cancelled: give them back
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove((at_least, future))
-                self.give(0)  # the next waiter may be satisfiable now
-            raise
-
-    def give(self, count: int) -> None:
-        """Give back *count* slots; waiters are served once the callbacks running now
-        have given back theirs (events settled together come back together)."""
-        self.free += count
-        if self._waiters and not self._granting:
-            self._granting = True
-            asyncio.get_running_loop().call_soon(self._grant)
-
-    def _grant(self) -> None:
-        self._granting = False
-        while self._waiters and self.free >= self._waiters[0][0]:
-            _, future = self._waiters.popleft()
-            if not future.done():
-                taken, self.free = self.free, 0
-                future.set_result(taken)
-
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-
-
-class _Batcher(Generic[_T, _R]):
-    """Coalesces the calls made while a flush is running (or in one loop iteration) into
-    one call of *flush*: group commit. ``await submit(item)`` returns *item*'s result,
-    or raises the flush's error. One flush runs at a time.
-    """
-
-    def __init__(self, flush: Callable[[list[_T]], Awaitable[list[_R]]]) -> None:
-        self._flush = flush
-        self._items: list[_T] = []
-        self._futures: list[asyncio.Future[_R]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def submit(self, item: _T) -> _R:
-        future: asyncio.Future[_R] = asyncio.get_running_loop().create_future()
-        self._items.append(item)
-        self._futures.append(future)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-        return await future
-
-    async def _run(self) -> None:
-        try:
-            while self._items:
-                items, futures = self._items, self._futures
-                self._items, self._futures = [], []
-                try:
-                    results = await self._flush(items)
-                except Exception as error:
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                except BaseException:  # cancelled: so are the callers waiting
-                    for future in futures:
-                        future.cancel()
-                    raise
-                for future, result in zip(futures, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._task = None
-            for future in self._futures:  # left by a cancellation: never leave them hanging
-                if not future.done():
-                    future.cancel()
-            self._items, self._futures = [], []
-
-    async def wait(self, timeout: float) -> None:
-        """Wait (up to *timeout* seconds) for the flush in progress, if any."""
-        if self._task is not None:
-            await asyncio.wait([self._task], timeout=timeout)
 
 
 class Worker:
     """Consumes events for remote receivers and calls them (see the module docstring).
 
     ``transport`` and ``envelope`` as for publishing. ``groups`` limits the worker to
-    those groups (default: every group declared). ``consumer`` names this process to
-    the broker (default ``host:pid:random``). At most ``concurrency`` events are handled
-    at once; sync receivers run in threads, async ones on the worker's loop.
+    those groups (default: every group declared). Each group accepts only the signals
+    it declares receivers for (within ``envelope.allowed_signals``, if set): an event
+    naming another signal is rejected as ``unknown-signal`` and dead-lettered, as under
+    ``tocsin worker``. ``retry`` (a :class:`~tocsin.remote.RetryPolicy`) replaces
+    ``max_deliveries``, ``retry_backoff`` and ``retry_backoff_max``. An event whose
+    receivers returned while the broker was away is settled again and again (with
+    backoff) for up to ``settle_timeout`` seconds (default ``claim_idle``) before the
+    worker gives up on it (it is then redelivered). ``consumer`` names
+    this process to the broker (default ``host:pid:random``). At most ``concurrency``
+    events are handled at once; sync receivers run in threads, async ones on the worker's loop.
 
     ``relays``: outbox :class:`~tocsin.remote.outbox.Relay` objects to run alongside
     (each :meth:`~tocsin.remote.outbox.Relay.run` as a task, stopped when the worker
@@ -343,19 +146,20 @@ class Worker:
         poll_timeout: float = 1.0,
         log_every: float = 60.0,
         relays: Iterable[Relay] = (),
+        retry: RetryPolicy | None = None,
+        settle_timeout: float | None = None,
     ) -> None:
         if concurrency < 1 or max_deliveries < 1 or claim_idle <= 0:
             raise ValueError("concurrency, max_deliveries and claim_idle must be positive")
+        self.retry = retry or RetryPolicy(max_deliveries, retry_backoff, retry_backoff_max)
         self.transport = transport
         self.envelope = envelope
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.concurrency = concurrency
         self.claim_idle = claim_idle
-        self.max_deliveries = max_deliveries
-        self.retry_backoff = retry_backoff
-        self.retry_backoff_max = retry_backoff_max
         self.dedupe_ttl = max(dedupe_ttl, envelope.replay_window)
         self.shutdown_timeout = shutdown_timeout
+        self.settle_timeout = claim_idle if settle_timeout is None else settle_timeout
         self.poll_timeout = poll_timeout
         self.log_every = log_every
         self.stats = WorkerStats()
@@ -369,11 +173,20 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[asyncio.Task[None], Delivery] = {}
-        self._slots: _Slots | None = None
-        self._seen: _Batcher[tuple[str, str], bool] | None = None
-        self._settle: _Batcher[tuple[Delivery, str], None] | None = None
+        self._slots: Slots | None = None
+        self._claims: Batcher[tuple[str, str, str, str], Claim] | None = None
+        # What each in-flight event claimed: (group, event id, message), renewed by the
+        # heartbeat and dropped when the event is handed back, retried or given up.
+        self._claimed: dict[Delivery, tuple[str, str, str]] = {}
+        self._settle: Batcher[tuple[Delivery, str], None] | None = None
         self._last_contact = 0.0
         self._broker_down = False
+        self._watching = False
+
+    @property
+    def max_deliveries(self) -> int:
+        """Deliveries of an event before it is dead-lettered (the retry policy's)."""
+        return self.retry.max_deliveries
 
     def __repr__(self) -> str:
         return f"<Worker {self.consumer} groups={[s.group for s in self.subscriptions]}>"
@@ -388,6 +201,14 @@ class Worker:
             for entry in entries:
                 receivers.setdefault(entry.signal_path, []).append(entry)
             streams = sorted({entry.stream for entry in entries})
+            # The group's allow-list: the signals it declares receivers for (within the
+            # envelope's own list, if it has one). An event naming any other signal is
+            # rejected (unknown-signal), never silently counted as handled.
+            envelope = self.envelope.with_own_replay_cache()
+            declared_signals = frozenset(receivers)
+            if envelope.allowed_signals is not None:
+                declared_signals &= envelope.allowed_signals
+            envelope.allowed_signals = declared_signals
             found.append(
                 _Subscription(
                     # A broadcast group exists for this process only.
@@ -396,7 +217,7 @@ class Worker:
                     broadcast=broadcast,
                     streams=streams,
                     receivers=receivers,
-                    envelope=self.envelope.with_own_replay_cache(),
+                    envelope=envelope,
                 )
             )
         return found
@@ -445,9 +266,9 @@ class Worker:
         """Consume until :meth:`stop` is called (or SIGTERM/SIGINT, if *handle_signals*)."""
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        self._slots = _Slots(self.concurrency)
-        self._seen = _Batcher(self.transport.seen_many)
-        self._settle = _Batcher(self._remember_and_ack)
+        self._slots = Slots(self.concurrency)
+        self._claims = Batcher(self._claim_many)
+        self._settle = Batcher(self._remember_and_ack)
         if self._task is None:
             self._task = asyncio.current_task()
         if not self.subscriptions:
@@ -465,13 +286,25 @@ class Worker:
             self.transport,
             self.concurrency,
         )
-        loops = [
-            asyncio.create_task(self._consume_loop(s), name=f"consume {s.group}")
-            for s in self.subscriptions
-        ]
         helpers = [
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._progress_loop(), name="progress"),
+        ]
+        # One group blocks in its own read (nothing else waits for the slots it holds);
+        # several share one watcher and fetch without blocking (see _consume_loop).
+        self._watching = len(self.subscriptions) > 1
+        if self._watching:
+            watcher = self.transport.watcher(
+                sorted({stream for s in self.subscriptions for stream in s.streams})
+            )
+            try:
+                await watcher.start()  # before the first fetch: nothing slips in between
+            except Exception as error:
+                logger.debug("worker %s: watcher: %s (it starts later)", self.consumer, error)
+            helpers.append(asyncio.create_task(self._watch_loop(watcher), name="watcher"))
+        loops = [
+            asyncio.create_task(self._consume_loop(s), name=f"consume {s.group}")
+            for s in self.subscriptions
         ]
         relaying = [
             asyncio.create_task(relay.run(), name=f"relay {relay.table.name}")
@@ -483,11 +316,13 @@ class Worker:
             # Fetching stops first (each loop finishes its current poll), then in-flight
             # events get their grace period. Relays finish the batch they are moving.
             self._stopping.set()
+            for subscription in self.subscriptions:
+                subscription.wake.set()
             for relay in self.relays:
                 relay.stop()
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
-            for batcher in (self._seen, self._settle):
+            for batcher in (self._claims, self._settle):
                 if batcher is not None:
                     await batcher.wait(5)
             for helper in helpers:
@@ -557,11 +392,21 @@ class Worker:
                     await delivery.touch()
                 except Exception as error:
                     logger.warning("could not renew %r: %s", delivery, error)
+            # The claims of the events in flight live as long as their messages do.
+            claims = [
+                (group, event_id, self.consumer, message)
+                for group, event_id, message in list(self._claimed.values())
+            ]
+            if claims:
+                try:
+                    await self.transport.claim_many(claims, self.claim_idle)
+                except Exception as error:
+                    logger.warning("could not renew %d claim(s): %s", len(claims), error)
 
     async def _consume_loop(self, subscription: _Subscription) -> None:
         assert self._stopping is not None
         assert self._slots is not None
-        backoff = itertools.chain([0.5, 1.0, 2.0, 5.0], itertools.repeat(10.0))
+        delays = backoff()
         ready = False
         while not self._stopping.is_set():
             slots = 0
@@ -576,14 +421,17 @@ class Worker:
                     ready = True
                 # Reserve capacity before fetching: a fetched event is held pending for
                 # this process, so never take more than can run now. Wait for half the
-                # slots, not one, so that a busy worker fetches in batches.
+                # slots, not one, so that a busy worker fetches in batches. With several
+                # groups the fetch does not block: an idle group holds no slot, it waits
+                # for its wake.
+                subscription.wake.clear()
                 slots = await self._slots.take(max(1, self.concurrency // 2))
                 deliveries = await self._fetch(subscription, slots)
                 self._contact()
-                backoff = itertools.chain([0.5, 1.0, 2.0, 5.0], itertools.repeat(10.0))
+                delays = backoff()
             except TransportError as error:
                 self._release_slots(slots)
-                delay = next(backoff)
+                delay = next(delays)
                 self._broker_down = True
                 logger.warning(
                     "worker %s: broker unreachable (%s); retrying in %gs",
@@ -610,6 +458,11 @@ class Worker:
                 task = asyncio.create_task(self._handle(subscription, delivery))
                 self._in_flight[task] = delivery
                 task.add_done_callback(self._finished)
+            if self._watching and not deliveries:
+                # Woken by the watcher (a message on one of the group's streams), or
+                # after poll_timeout for what it cannot see (due retries, stale claims).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(subscription.wake.wait(), self.poll_timeout)
 
     async def _fetch(self, subscription: _Subscription, count: int) -> list[Delivery]:
         found: list[Delivery] = []
@@ -639,9 +492,35 @@ class Worker:
                 subscription.name,
                 self.consumer,
                 count=count - len(found),
-                timeout=0 if found else self.poll_timeout,
+                # Alone, a group may block in its read while holding the slots; with
+                # others, it must not (they would wait for the slots: the watcher
+                # wakes it instead).
+                timeout=0 if found or self._watching else self.poll_timeout,
             )
         return found
+
+    async def _watch_loop(self, watcher: Watcher) -> None:
+        # One waiter for every stream of every group: a lone event wakes its groups at
+        # once, however many groups this worker runs (they fetch without blocking).
+        delays = backoff()
+        everything = set(watcher.streams)
+        try:
+            while True:
+                try:
+                    ready = set(await watcher.wait(self.poll_timeout))
+                    delays = backoff()
+                except Exception as error:
+                    # The consume loops report the broker's state; wake them all so
+                    # they find out, and try again.
+                    logger.debug("worker %s: watcher: %s", self.consumer, error)
+                    ready = everything
+                    await asyncio.sleep(next(delays))
+                for subscription in self.subscriptions:
+                    if ready.intersection(subscription.streams):
+                        subscription.wake.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.aclose()
 
     def _contact(self) -> None:
         self._last_contact = time.monotonic()
@@ -660,6 +539,7 @@ class Worker:
             logger.error("worker %s: error settling an event", self.consumer, exc_info=error)
 
     async def _release(self, delivery: Delivery) -> None:
+        await self._unclaim(delivery)
         try:
             await delivery.release()
             self.stats.released += 1
@@ -670,6 +550,12 @@ class Worker:
     # -- one event
 
     async def _handle(self, subscription: _Subscription, delivery: Delivery) -> None:
+        try:
+            await self._handle_one(subscription, delivery)
+        finally:
+            self._claimed.pop(delivery, None)
+
+    async def _handle_one(self, subscription: _Subscription, delivery: Delivery) -> None:
         self.stats.received += 1
         group = subscription.name
         try:
@@ -682,15 +568,28 @@ class Worker:
             self.stats.rejected += 1
             await self._dead_letter(delivery, f"rejected ({rejected.reason}): {rejected.detail}")
             return
-        if self.transport.supports_groups and await self._seen_check(group, event.id):
-            self.stats.duplicates += 1
-            logger.info(
-                "event %s already handled by group %r: acknowledged again",
-                event.id,
-                subscription.group,
-            )
-            await delivery.ack()
-            return
+        if self.transport.supports_groups:
+            # Claimed group-wide before any receiver runs: a copy of an event another
+            # worker is handling (or has handled) never runs the receivers a second time.
+            message = f"{delivery.stream}/{delivery.message_id}"
+            verdict = await self._claim(group, event.id, message)
+            if verdict == "done" or verdict == "copy":
+                self.stats.duplicates += 1
+                logger.info(
+                    "event %s %s by group %r: acknowledged",
+                    event.id,
+                    "already handled" if verdict == "done" else "being handled from another copy",
+                    subscription.group,
+                )
+                await delivery.ack()
+                return
+            if verdict == "busy":
+                # Redelivered while the consumer that claimed it may still be at work:
+                # look again once its claim has been settled or has expired.
+                self.stats.busy += 1
+                await delivery.nack(self.claim_idle / 2)
+                return
+            self._claimed[delivery] = (group, event.id, message)
         receivers = [
             r for r in subscription.receivers.get(event.signal, ()) if r.matches(event.sender)
         ]
@@ -702,14 +601,14 @@ class Worker:
             return
         try:
             for entry in receivers:
-                await self._call(entry, event.sender, event.kwargs, event.id, event.origin)
+                await entry.call(event)
         except asyncio.CancelledError:
             # Shutdown ran out of patience: hand the event back, never drop it.
             await asyncio.shield(self._release(delivery))
             raise
         except Exception as error:
             self.stats.failed += 1
-            if delivery.attempt >= self.max_deliveries:
+            if self.retry.gives_up(delivery.attempt):
                 logger.error(
                     "event %s failed %d time(s) in group %r: dead-lettered",
                     event.id,
@@ -722,7 +621,7 @@ class Worker:
                     f"failed {delivery.attempt} time(s): {type(error).__name__}: {error}",
                 )
                 return
-            delay = min(self.retry_backoff_max, self.retry_backoff * 2 ** (delivery.attempt - 1))
+            delay = self.retry.delay(delivery.attempt)
             logger.warning(
                 "event %s failed in group %r (attempt %d/%d): %s; retry in %gs",
                 event.id,
@@ -734,19 +633,66 @@ class Worker:
                 exc_info=error,
             )
             self.stats.retried += 1
+            await self._unclaim(delivery)  # the retry may go to another worker
             await delivery.nack(delay)
             return
         # Remembered before the ack (in one round trip with the other events settled at
         # the same time): a crash in between leads to a redelivery that is recognised as
         # done, not to running the receivers again.
+        await self._settle_handled(delivery, event.id)
+
+    async def _settle_handled(self, delivery: Delivery, event_id: str) -> None:
+        # The receivers returned: remember the id, then ack. If the broker is away (an
+        # outage), try again (bounded by settle_timeout) rather than leave the event
+        # pending, to be taken over and run a second time once the broker is back.
         assert self._settle is not None
-        await self._settle.submit((delivery, event.id))
+        delays = backoff(0.1, 2.0)
+        deadline = time.monotonic() + self.settle_timeout
+        while True:
+            try:
+                await self._settle.submit((delivery, event_id))
+                break
+            except TransportError as error:
+                if time.monotonic() >= deadline:
+                    logger.error(
+                        "event %s: handled, but could not be settled for %gs (%s): it will "
+                        "be delivered again",
+                        event_id,
+                        self.settle_timeout,
+                        error,
+                    )
+                    raise
+                self.stats.settle_retries += 1
+                delay = min(next(delays), max(0.0, deadline - time.monotonic()))
+                logger.warning(
+                    "event %s: handled; settling failed (%s), retrying in %.1fs",
+                    event_id,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        self._claimed.pop(delivery, None)  # replaced by the handled mark
         self.stats.handled += 1
 
-    async def _seen_check(self, group: str, event_id: str) -> bool:
-        # Batched with the checks of the other events fetched together.
-        assert self._seen is not None
-        return await self._seen.submit((group, event_id))
+    async def _claim(self, group: str, event_id: str, message: str) -> Claim:
+        # Batched with the claims of the other events fetched together.
+        assert self._claims is not None
+        return await self._claims.submit((group, event_id, self.consumer, message))
+
+    async def _claim_many(self, claims: list[tuple[str, str, str, str]]) -> list[Claim]:
+        # The claim lasts as long as a silent worker's events take to be taken over.
+        return await self.transport.claim_many(claims, self.claim_idle)
+
+    async def _unclaim(self, delivery: Delivery) -> None:
+        claimed = self._claimed.pop(delivery, None)
+        if claimed is None:
+            return
+        group, event_id, message = claimed
+        try:
+            await self.transport.unclaim(group, event_id, consumer=self.consumer, message=message)
+        except TransportError as error:
+            # It expires by itself after claim_idle.
+            logger.warning("could not drop the claim on event %s: %s", event_id, error)
 
     async def _remember_and_ack(self, handled: list[tuple[Delivery, str]]) -> list[None]:
         await self.transport.remember_and_ack(handled, self.dedupe_ttl)
@@ -755,23 +701,9 @@ class Worker:
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         await delivery.dead_letter(reason)
         self.stats.dead_lettered += 1
-
-    async def _call(
-        self,
-        entry: RemoteReceiver,
-        sender: Any,
-        kwargs: dict[str, Any],
-        event_id: str,
-        origin: str,
-    ) -> Any:
-        named = dict(kwargs)
-        named.update(signal=entry.signal, sender=sender, event_id=event_id, event_origin=origin)
-        if entry.is_async:
-            return await entry.receiver(**named)
-        result = await asyncio.to_thread(entry.receiver, **named)
-        if inspect.isawaitable(result):
-            return await result
-        return result
+        # A replay of the letter (a new message, the same event id) must not find it
+        # claimed.
+        await self._unclaim(delivery)
 
 
 def _running(loop: asyncio.AbstractEventLoop) -> bool:
@@ -779,42 +711,3 @@ def _running(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
-
-
-# --------------------------------------------------------------------------- dead letters
-
-
-async def replay_dead_letters(
-    transport: Transport,
-    envelope: Envelope,
-    stream: str,
-    ids: Sequence[str] | None = None,
-    *,
-    group: str | None = None,
-) -> list[tuple[DeadLetter, str]]:
-    """Deliver dead letters of *stream* again, each to the group that gave up on it.
-
-    ``ids`` picks letters (default: all, or all of *group*). Each event is checked with
-    *envelope*'s keys (a forged one is never replayed) and, as the original has usually
-    left the replay window by now, re-signed as a new attempt stamped now; the event id
-    stays the same. Returns ``[(letter, outcome)]``: the new message id, or why not.
-    """
-    letters = await transport.dead_letters(stream, group=group, count=1_000_000)
-    if ids is not None:
-        wanted = set(ids)
-        letters = [letter for letter in letters if letter.id in wanted]
-    lenient = envelope.with_own_replay_cache()
-    lenient.replay_window = float("inf")
-    lenient.max_future = float("inf")
-    lenient.allowed_signals = None
-    results: list[tuple[DeadLetter, str]] = []
-    for letter in letters:
-        try:
-            event = lenient.decode(letter.data, redelivered=True)
-        except RejectedEvent as rejected:
-            results.append((letter, f"not replayed: {rejected.reason}"))
-            continue
-        fresh = dataclasses.replace(event, created_at=time.time(), attempt=event.attempt + 1)
-        new_id = await transport.republish_dead_letter(letter, envelope.encode(fresh))
-        results.append((letter, new_id))
-    return results

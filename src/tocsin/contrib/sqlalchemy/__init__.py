@@ -53,6 +53,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tocsin._lazy import LazySenderWarning
+from tocsin.contrib.sqlalchemy._codec import model_codec
 from tocsin.contrib.sqlalchemy._models import (
     Installation,
     after_flush,
@@ -70,6 +71,7 @@ __all__ = [
     "check_senders",
     "install",
     "installed",
+    "model_codec",
     "on_commit",
     "uninstall",
     "unwatch",
