@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: django-stubs demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean test-asan test-valgrind test-django test-django-ci
+.PHONY: docs docs-serve django-stubs demo test lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0 bench bench-quick clean test-asan test-valgrind test-django test-django-ci
 
 $(BIN)/.installed: pyproject.toml setup.py src/tocsin/_speedups.c
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)-demo/bin/.installed: pyproject.toml
 	touch $@
 
 ## make test: lint, type-check (mypy, pyright), and run the whole suite on every CPython >= 3.11 here
-test: lint typecheck typecheck-pyright pytest test-all-pythons test-sqlalchemy-2.0
+test: lint typecheck typecheck-pyright docs pytest test-all-pythons test-sqlalchemy-2.0
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -66,7 +66,7 @@ bench-quick: $(BIN)/.installed
 	$(BIN)/python -m benchmarks --remote --quick
 
 clean:
-	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	rm -rf .venv .venv-* site docs/generated .docs-screenshots .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
 ## make django-stubs: django-stubs into .tools (the typed Django signals are also checked with them)
 django-stubs: $(BIN)/.installed
@@ -83,6 +83,22 @@ typecheck-pyright: $(BIN)/.installed
 		[ -x $(PYRIGHT) ] || npm install --no-save --prefix .tools pyright@$(PYRIGHT_VERSION); \
 		$(PYRIGHT) --pythonpath $(BIN)/python; \
 	fi
+
+## make docs: build the documentation site strictly into site/ (make docs-serve to preview)
+DOCS_VENV = $(VENV)-docs
+
+$(DOCS_VENV)/bin/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	# The site reads tocsin's sources, it does not import them: no compiled extension.
+	TOCSIN_NO_EXTENSIONS=1 $(DOCS_VENV)/bin/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(DOCS_VENV)/bin/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict --quiet
+
+docs-serve: $(DOCS_VENV)/bin/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs serve
 
 ## make test-asan: the compiled send path's tests under AddressSanitizer (gcc's libasan)
 SANITIZED = build/sanitized
