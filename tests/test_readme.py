@@ -34,7 +34,7 @@ PYPROJECT = README.parent / "pyproject.toml"
 EXTRA_SPEC = re.compile(r"(?:\btocsin|'\.)\[([^\]]*)\]")
 # The rows of the Install section's table: | `extra` | installs | for |
 EXTRA_ROW = re.compile(r"^\| `([\w-]+)` \|", re.M)
-PROJECT_EXTRAS = {"test", "lint", "bench"}
+PROJECT_EXTRAS = {"test", "lint", "bench", "docs"}
 
 
 def extras() -> dict[str, list[str]]:
