@@ -4,6 +4,7 @@
 Each test is a small usage example: it shows a call and pins down what it does.
 """
 
+import collections
 import functools
 
 import pytest
@@ -707,8 +708,8 @@ def test_receiver_connects_the_function_and_returns_it_unchanged():
     assert pizza_done.send(sender=Store()) == [(count_pizzas, "counted")]
 
 
-@pytest.mark.parametrize("container", [list, tuple])
-def test_receiver_connects_to_each_signal_of_a_list_or_tuple(container):
+@pytest.mark.parametrize("container", [list, tuple, collections.deque])
+def test_receiver_connects_to_each_signal_of_a_sequence(container):
     pre_save, post_save = Signal(), Signal()
 
     @receiver(container([pre_save, post_save]))
@@ -778,6 +779,11 @@ def test_receiver_given_something_other_than_signals_is_a_clear_type_error(not_a
             pass
 
     assert signal.receivers == []
+
+
+def test_receiver_does_not_take_a_string_for_a_sequence_of_signals():
+    with pytest.raises(TypeError, match="not 'post_save'"):
+        receiver("post_save")  # type: ignore[arg-type]
 
 
 def test_receiver_checks_every_signal_before_connecting_any():

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from tocsin import _async, _hooks, _registry
@@ -65,6 +65,11 @@ _S = TypeVar("_S")
 _D = TypeVar("_D")
 _S_contra = TypeVar("_S_contra", contravariant=True)
 _D_co = TypeVar("_D_co", covariant=True)
+
+# mypy reads ``if not MYPY:`` as false (it gives MYPY the meaning of TYPE_CHECKING);
+# pyright has no such rule and reads it; Python runs it. It keeps from mypy what only
+# pyright can check (see tocsin._typed).
+MYPY = False
 
 
 class _Decorator(Protocol):
@@ -812,10 +817,6 @@ class Signal:
 
 
 @overload
-def receiver(signal: list[Signal] | tuple[Signal, ...], **kwargs: Any) -> Callable[[_F], _F]: ...
-
-
-@overload
 def receiver(
     signal: _Receivable[_S, _D],
     *,
@@ -826,17 +827,47 @@ def receiver(
 ) -> _D: ...
 
 
+# A list or tuple of signals: pyright checks the receiver against each signal's decorator
+# (it types [a, b] as list[A | B], and a call of a union as a call of each member). mypy
+# joins the elements to object when their payloads differ, and is then ambiguous between
+# this overload and the next whenever a payload holds Any: it reads only the next one, and
+# a list goes unchecked (see tocsin._typed, MYPY).
+if not MYPY:
+
+    @overload
+    def receiver(
+        signal: Sequence[_Receivable[_S, _D]],
+        *,
+        sender: _S = ...,
+        weak: bool = ...,
+        dispatch_uid: object = ...,
+        priority: int = ...,
+    ) -> _D: ...
+
+
+@overload
+def receiver(  # pyright: ignore[reportOverlappingOverload]
+    signal: Sequence[Signal],
+    *,
+    sender: object = ...,
+    weak: bool = ...,
+    dispatch_uid: object = ...,
+    priority: int = ...,
+) -> _Decorator: ...
+
+
 def receiver(signal: Any, **kwargs: Any) -> Any:
-    """Decorator: connect the decorated function to *signal* (or to each of a list or tuple).
+    """Decorator: connect the decorated function to *signal* (or to each of a sequence).
 
     *kwargs* go to ``connect`` unchanged. Returns the function itself, unwrapped.
     """
-    signals = signal if isinstance(signal, (list, tuple)) else [signal]
+    # Any sequence, as the static types say (a deque, a list held in a variable...); a
+    # string is a sequence too, but never one of signals.
+    is_many = isinstance(signal, Sequence) and not isinstance(signal, (str, bytes))
+    signals = list(signal) if is_many else [signal]
     for each in signals:
         if not callable(getattr(each, "connect", None)):
-            raise TypeError(
-                f"receiver() takes a Signal or a list or tuple of Signals, not {each!r}"
-            )
+            raise TypeError(f"receiver() takes a Signal or a sequence of Signals, not {each!r}")
 
     def connect(function: _F) -> _F:
         for each in signals:

@@ -12,6 +12,48 @@ becomes a ``ParamSpec``, so that type checkers see ``send(sender, **payload)`` a
 receivers' signatures. At run time a typed signal is a plain ``Signal``: same methods,
 same send path; ``strict=True`` (names) or ``strict="types"`` (names, and ``isinstance``
 checks of simple annotations) derive their checks from the same declaration.
+
+How a receiver is checked, and why this way (issue 16)
+------------------------------------------------------
+
+``@receiver(sig)`` and ``sig.connect(f)`` return *f* itself at run time, so statically
+they return *f*'s own type too: ``Callable[_Q, _R]``, its own parameters (names, kinds,
+defaults) and return. A test may call a decorated receiver directly, with its own
+keywords, and stacked decorators each check the same function. The check is made
+through the parameter's type, an overloaded callable protocol (``TakesPayload``): the
+first overload is ``(*_Q.args, **_Q.kwargs) -> _R``, which solves _Q and _R from *f*;
+the second is the payload, ``(sender: _S, /, **payload)``. Both checkers accept a
+function for an overloaded callable only if it fits every overload, so this is an
+intersection: "*f*, and a receiver of this payload". ``TakesPayloadByKeyword`` is the
+same for receivers that take the payload's keywords only.
+
+Tried, and why not: returning the input TypeVar ``_F`` bound to a callable built from the
+signal's ParamSpec (pyright rejects a bound holding type variables; mypy accepts it but
+does not bind them to the signal's, and rejects every receiver); a second parameter with
+a default (a decorator is called with one argument, so it checks nothing); returning
+``Callable[Concatenate[_S, _P], _R]`` (the old design: the payload's type replaced the
+function's, so stacked decorators and direct calls failed).
+
+What is checked, by whom:
+
+- Both checkers: the sender's type, and that the receiver takes every keyword of the
+  payload with a type wide enough, at ``connect``, ``@receiver`` and every ``send*``.
+- A list or tuple of signals: pyright checks the receiver against each (it types
+  ``[a, b]`` as ``list[A | B]``, and calling a union calls each member). mypy joins
+  signals with different payloads to ``object``, and would then be ambiguous between
+  the checked and unchecked overloads whenever a payload holds ``Any`` (the built-in
+  ones do): for mypy a list is connected unchecked. A list held in a variable whose
+  signals differ is ``list[object]`` to mypy: annotate it ``list[Signal]``.
+- ``**kwargs``: pyright checks that a receiver takes it, with a third overload
+  ``(*args: Any, receivers_must_take_kwargs: Any, **kwargs: Any)`` (an arbitrary keyword:
+  the typing spec reads ``*args: Any, **kwargs: Any`` as ``...``, the rest as written).
+  mypy reads that overload as "takes any positional argument too", which no receiver
+  does, and a ParamSpec cannot be extended by a keyword (``Concatenate`` adds positional
+  parameters only), so mypy cannot express it: ``connect`` raises at run time. Both of
+  these pyright-only checks sit under ``if not MYPY:``, which mypy reads as false.
+- Not checked: a receiver whose sender is keyword-only (``def r(*, sender, ...)``) is
+  rejected though it works (a ParamSpec has no keyword-only prefix); a callable object
+  comes back typed as a plain ``Callable`` of its ``__call__``.
 """
 
 from __future__ import annotations
@@ -35,13 +77,16 @@ from typing import (
 )
 
 from tocsin import _registry
-from tocsin._dispatcher import Responses, Signal
+from tocsin._dispatcher import MYPY, Responses, Signal
 
 __all__ = ["OPTIONAL", "Connector", "Strictness", "TypedSignal", "payload_of", "signal"]
 
 _S = TypeVar("_S")
 _P = ParamSpec("_P")
+_Q = ParamSpec("_Q")
 _R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
+_S_contra = TypeVar("_S_contra", contravariant=True)
 
 Strictness: TypeAlias = bool | Literal["types"]
 
@@ -222,27 +267,29 @@ class TypedSignal(Signal, Generic[_S, _P]):
             self, sender: _S | None, /
         ) -> Connector[_S, _P]: ...
 
+        # The receiver comes back with its own type (Callable[_Q, _R]: its own parameters
+        # and return); TakesPayload* is what checks it against the payload.
         @overload  # type: ignore[override]
         def connect(
             self,
-            receiver: Callable[Concatenate[_S, _P], _R],
+            receiver: TakesPayloadByKeyword[_Q, _R, _P],
             sender: _S | None = None,
             weak: bool = True,
             dispatch_uid: object = None,
             *,
             priority: int = 0,
-        ) -> Callable[Concatenate[_S, _P], _R]: ...
+        ) -> Callable[_Q, _R]: ...
 
         @overload
         def connect(
             self,
-            receiver: Callable[_P, _R],
+            receiver: TakesPayload[_Q, _R, _S, _P],
             sender: _S | None = None,
             weak: bool = True,
             dispatch_uid: object = None,
             *,
             priority: int = 0,
-        ) -> Callable[_P, _R]: ...
+        ) -> Callable[_Q, _R]: ...
 
         def connect(  # pyright: ignore[reportIncompatibleMethodOverride]
             self,
@@ -255,20 +302,60 @@ class TypedSignal(Signal, Generic[_S, _P]):
         ) -> Callable[..., Any]: ...
 
 
+# A receiver, seen through the overloads of one callable protocol: itself (which solves _Q
+# and _R, the receiver's own parameters and return), *and* a function of the payload, *and*
+# (pyright only) a function that takes any keyword. Both checkers let a function stand for
+# an overloaded callable only if it can stand for each overload: these are intersections.
+# The sender is invariant: contravariant, as mypy suggests, pyright judges the overloads
+# of Connector.__call__ and TypedSignal.connect overlapping, and picks the first always.
+class TakesPayload(Protocol[_Q, _R_co, _S, _P]):  # type: ignore[misc]  # pyright: ignore[reportInvalidTypeVarUse]
+    """A receiver of the payload that takes the sender first."""
+
+    @overload
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R_co: ...
+
+    @overload
+    def __call__(self, sender: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> object: ...
+
+    if not MYPY:
+
+        @overload
+        def __call__(
+            self, *args: Any, receivers_must_take_kwargs: Any, **kwargs: Any
+        ) -> object: ...
+
+
+class TakesPayloadByKeyword(Protocol[_Q, _R_co, _P]):  # pyright: ignore[reportInvalidTypeVarUse]
+    """A receiver of the payload that takes keywords only (the sender in ``**kwargs``)."""
+
+    @overload
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R_co: ...
+
+    @overload
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> object: ...
+
+    if not MYPY:
+
+        @overload
+        def __call__(
+            self, *args: Any, receivers_must_take_kwargs: Any, **kwargs: Any
+        ) -> object: ...
+
+
 class Connector(Protocol[_S, _P]):  # pyright: ignore[reportInvalidTypeVarUse]
-    """What ``receiver(typed_signal)`` returns: a decorator that checks the receiver.
+    """What ``receiver(typed_signal)`` returns: a decorator that checks the receiver and
+    returns it with its own static type (``Callable`` of its own parameters and return;
+    see the module's docstring).
 
     A receiver takes the sender first (``def r(sender, toppings, **kwargs)``) or only
     keywords (``def r(toppings, **kwargs)``); either way it must accept the payload.
     """
 
     @overload
-    def __call__(
-        self, function: Callable[Concatenate[_S, _P], _R], /
-    ) -> Callable[Concatenate[_S, _P], _R]: ...
+    def __call__(self, function: TakesPayloadByKeyword[_Q, _R, _P], /) -> Callable[_Q, _R]: ...
 
     @overload
-    def __call__(self, function: Callable[_P, _R], /) -> Callable[_P, _R]: ...
+    def __call__(self, function: TakesPayload[_Q, _R, _S, _P], /) -> Callable[_Q, _R]: ...
 
 
 @overload

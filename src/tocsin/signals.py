@@ -17,6 +17,9 @@ from tocsin._dispatcher import Responses, Signal
 from tocsin._lazy import PendingConnection, check_lazy_senders, registry
 from tocsin._typed import OPTIONAL, Connector, TypedSignal, signal
 
+if TYPE_CHECKING:
+    from tocsin._typed import TakesPayload, TakesPayloadByKeyword
+
 __all__ = [
     "ModelSignal",
     "TypedModelSignal",
@@ -42,6 +45,7 @@ __all__ = [
 _F = TypeVar("_F", bound=Callable[..., Any])
 _S = TypeVar("_S")
 _P = ParamSpec("_P")
+_Q = ParamSpec("_Q")
 _R = TypeVar("_R")
 
 
@@ -94,7 +98,8 @@ class TypedModelSignal(TypedSignal[_S, _P], ModelSignal):
     (``sender="Article"``) of ``ModelSignal``.
 
     As Django's own tests do, a model signal may also be sent with no payload at all
-    (``post_save.send(Article)``); a partial or misspelt payload is still rejected.
+    (``post_save.send(Article)``), by each of the four send methods; a partial or misspelt
+    payload is still rejected.
     """
 
     if TYPE_CHECKING:
@@ -107,6 +112,32 @@ class TypedModelSignal(TypedSignal[_S, _P], ModelSignal):
 
         def send(self, sender: _S, *args: Any, **kwargs: Any) -> Responses: ...
 
+        @overload
+        def send_robust(self, sender: _S) -> Responses: ...
+
+        @overload
+        def send_robust(self, sender: _S, *args: _P.args, **kwargs: _P.kwargs) -> Responses: ...
+
+        def send_robust(self, sender: _S, *args: Any, **kwargs: Any) -> Responses: ...
+
+        @overload
+        async def asend(self, sender: _S) -> Responses: ...
+
+        @overload
+        async def asend(self, sender: _S, *args: _P.args, **kwargs: _P.kwargs) -> Responses: ...
+
+        async def asend(self, sender: _S, *args: Any, **kwargs: Any) -> Responses: ...
+
+        @overload
+        async def asend_robust(self, sender: _S) -> Responses: ...
+
+        @overload
+        async def asend_robust(
+            self, sender: _S, *args: _P.args, **kwargs: _P.kwargs
+        ) -> Responses: ...
+
+        async def asend_robust(self, sender: _S, *args: Any, **kwargs: Any) -> Responses: ...
+
         def _receiver_decorator(  # type: ignore[override]
             self, sender: _S | str | None, /
         ) -> Connector[_S, _P]: ...
@@ -114,24 +145,24 @@ class TypedModelSignal(TypedSignal[_S, _P], ModelSignal):
         @overload  # type: ignore[override]
         def connect(
             self,
-            receiver: Callable[Concatenate[_S, _P], _R],
+            receiver: TakesPayloadByKeyword[_Q, _R, _P],
             sender: _S | str | None = None,
             weak: bool = True,
             dispatch_uid: object = None,
             *,
             priority: int = 0,
-        ) -> Callable[Concatenate[_S, _P], _R]: ...
+        ) -> Callable[_Q, _R]: ...
 
         @overload
         def connect(
             self,
-            receiver: Callable[_P, _R],
+            receiver: TakesPayload[_Q, _R, _S, _P],
             sender: _S | str | None = None,
             weak: bool = True,
             dispatch_uid: object = None,
             *,
             priority: int = 0,
-        ) -> Callable[_P, _R]: ...
+        ) -> Callable[_Q, _R]: ...
 
         def connect(  # pyright: ignore[reportIncompatibleMethodOverride]
             self,

@@ -29,7 +29,7 @@ def audit(sender: type[Article], instance: Article, created: bool, using: str, *
 def by_name(instance: Any, created: bool, **kwargs: Any) -> None: ...
 
 
-@receiver(post_save)  # E: mypy[arg-type] pyright[reportCallIssue]
+@receiver(post_save)  # E: mypy[call-overload] pyright[reportCallIssue]
 def wrong(sender: Any, created: str, **kwargs: Any) -> None: ...
 
 
@@ -38,7 +38,7 @@ def on_change(action: str, pk_set: set[Any] | None, **kwargs: Any) -> None: ...
 
 
 post_save.connect(audit, sender="blog.models.Article")
-pre_delete.connect(audit)  # E: mypy[arg-type] pyright[reportCallIssue]
+pre_delete.connect(audit)  # E: mypy[call-overload] pyright[reportCallIssue]
 post_save.connect(audit, sender=Article())  # E: mypy[call-overload] pyright[reportCallIssue]
 
 post_save.send(Article, instance=Article(), created=True, raw=False, using="default", update_fields=None)

@@ -51,14 +51,14 @@ def wrong_sender(sender: type[Bakery], **kwargs: Any) -> None: ...
 def keywords_wrong(size: str, **kwargs: Any) -> None: ...
 
 
-pizza_done.connect(wrong_type)  # E: mypy[arg-type] pyright[reportCallIssue]
-pizza_done.connect(unknown_argument)  # E: mypy[arg-type] pyright[reportCallIssue]
-pizza_done.connect(wrong_sender)  # E: mypy[arg-type] pyright[reportCallIssue]
-pizza_done.connect(keywords_wrong)  # E: mypy[arg-type] pyright[reportCallIssue]
-pizza_done.connect(count, sender=Bakery)  # E: mypy[arg-type] pyright[reportCallIssue]
+pizza_done.connect(wrong_type)  # E: mypy[call-overload] pyright[reportCallIssue]
+pizza_done.connect(unknown_argument)  # E: mypy[call-overload] pyright[reportCallIssue]
+pizza_done.connect(wrong_sender)  # E: mypy[call-overload] pyright[reportCallIssue]
+pizza_done.connect(keywords_wrong)  # E: mypy[call-overload] pyright[reportCallIssue]
+pizza_done.connect(count, sender=Bakery)  # E: mypy[call-overload] pyright[reportCallIssue]
 
 
-@receiver(pizza_done)  # E: mypy[arg-type] pyright[reportCallIssue]
+@receiver(pizza_done)  # E: mypy[call-overload] pyright[reportCallIssue]
 def decorated_wrong(sender: type[PizzaStore], size: str, **kwargs: Any) -> None: ...
 
 
