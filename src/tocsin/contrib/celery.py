@@ -1,0 +1,616 @@
+"""Remote receivers run by Celery workers (``pip install 'tocsin[celery,redis]'``).
+
+Teams that already run Celery workers (on RabbitMQ or Redis) can have those workers run
+the receivers declared with :func:`~tocsin.remote.remote_receiver`, instead of running
+``tocsin worker`` as well::
+
+    # proj/celery.py: the module given to `celery -A proj worker`
+    from celery import Celery
+    from tocsin.contrib.celery import CeleryTransport
+    from tocsin.remote import Envelope, Keyring, publish
+
+    app = Celery("proj", broker="amqp://guest:guest@rabbitmq//")
+    envelope = Envelope(Keyring.from_env())
+    transport = CeleryTransport(app, store="redis://redis:6379/0")
+    transport.install(envelope)          # registers the task "tocsin.deliver"
+    publish(order_placed, transport, envelope, on_commit=True)
+
+    import proj.receivers                # the modules that declare @remote_receiver
+
+Each send of a published signal becomes **one Celery message** of the task
+``tocsin.deliver`` whose arguments are the stream's name and the signed envelope as a
+string, sent with Celery's ``json`` serializer (never pickle: keep ``accept_content`` to
+``["json"]``, Celery's default). The worker that takes the message runs, one group after
+the other, every group declared for that stream and signal in its process. What is kept
+of the :mod:`tocsin.remote` guarantees, and how:
+
+- *signed and allow-listed*: the envelope is verified (signature, shape, window, replay)
+  before anything in it is decoded, and only signals that the process declares remote
+  receivers for are accepted. A forged, altered or undeclared event is logged and
+  dead-lettered with its reason; it never reaches a receiver;
+- *idempotent by event id, per group*: before a group runs, its event id is **claimed**
+  in the shared store (``SET NX PX``, renewed every ``claim_ttl / 3`` seconds while the
+  receivers run) and, once they returned, **remembered** as handled for ``dedupe_ttl``
+  seconds. A redelivered or duplicated message finds the id handled (skipped) or
+  claimed by another worker (the task is retried a little later, and then skipped). The
+  claim of a worker that died expires after ``claim_ttl`` seconds, and the redelivered
+  message runs then. The store must be shared by every worker: Redis (a per-process
+  store could not see another worker's claim);
+- *retries, then dead letters*: when a group's receivers raise, the task is retried by
+  Celery (``task.retry``) after :class:`~tocsin.remote.RetryPolicy`'s backoff, with the
+  envelope re-signed as the next attempt (so a long backoff never makes it expire).
+  Groups that succeeded are not run again. After ``max_deliveries`` failures, the
+  failing groups' event goes to the dead-letter store (a Redis stream, the same format
+  as the Redis Streams transport's), to be delivered again, to that group only, with
+  :func:`tocsin.remote.replay_dead_letters` on this transport;
+- *a killed worker loses nothing*: the task is ``acks_late`` and
+  ``reject_on_worker_lost``, so the broker hands a message whose worker died to another
+  worker. On RabbitMQ that happens as soon as the connection drops. On a Redis broker
+  it happens after the ``visibility_timeout`` (one hour by default): size it above the
+  longest receiver run *and* the longest retry countdown, since a message held longer
+  than that is delivered again to a second worker (the claim then keeps the group from
+  running twice at once, and the handled mark from running twice at all);
+- *after commit*: ``publish(..., on_commit=True)`` sends the Celery message only once
+  the transaction commits, as with every transport.
+
+Not supported: ``broadcast=True`` receivers (a Celery message goes to one worker; use
+the Redis Streams or Pub/Sub transport for those), and ordering (Celery gives none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import inspect
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Collection, Coroutine, Iterable, Sequence
+from typing import Any, Final, TypeVar
+
+from redis.exceptions import RedisError
+
+from tocsin.remote import (
+    Claim,
+    DeadLetter,
+    Delivery,
+    Envelope,
+    IdempotencyStore,
+    MalformedEvent,
+    PublishError,
+    RejectedEvent,
+    RemoteReceiver,
+    ReplayedEvent,
+    RetryPolicy,
+    TransportError,
+    TransportWrapper,
+    remote_receivers,
+)
+from tocsin.remote.broker import Start
+from tocsin.remote.redis import RedisStreamsTransport
+
+__all__ = ["DEFAULT_PREFIX", "TASK_NAME", "CeleryTransport"]
+
+logger = logging.getLogger("tocsin.remote")
+
+#: The name of the one task that delivers envelopes.
+TASK_NAME: Final = "tocsin.deliver"
+
+#: Where the store's keys start when it is given as a URL: apart from the Redis Streams
+#: transport's (``tocsin:``), so that the two paths never share handled marks.
+DEFAULT_PREFIX: Final = "tocsin:celery:"
+
+_T = TypeVar("_T")
+
+# Renews the claim only while it is still ours: a worker that was too slow never takes
+# back a claim that expired and went to another worker.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_UNCLAIM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class CeleryTransport(TransportWrapper):
+    """Publishes events as Celery messages; the user's ``celery worker`` runs them.
+
+    ``app`` is the Celery application; ``store`` the Redis idempotency and dead-letter
+    store shared by every worker (a URL, whose keys start with :data:`DEFAULT_PREFIX`,
+    or a :class:`~tocsin.remote.redis.RedisStreamsTransport`). ``queue`` is the Celery
+    queue to send to (default: the app's default routing). Publishing is bounded:
+    ``publish_retries`` more attempts to reach the broker, then
+    :class:`~tocsin.remote.PublishError`.
+
+    Publish with :func:`tocsin.remote.publish`; in the worker process, call
+    :meth:`install` once. The consuming half of the transport interface
+    (``consume``...) is Celery's: calling it raises ``TypeError``.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        store: str | RedisStreamsTransport,
+        *,
+        queue: str | None = None,
+        task_name: str = TASK_NAME,
+        publish_retries: int = 2,
+    ) -> None:
+        if isinstance(store, str):
+            store = RedisStreamsTransport(store, prefix=DEFAULT_PREFIX)
+        if not isinstance(store, RedisStreamsTransport):
+            raise TypeError(
+                f"store must be a Redis URL or a RedisStreamsTransport, not {store!r}: "
+                "claims and handled marks must be shared by every worker"
+            )
+        super().__init__(store)
+        self.app = app
+        self.store = store
+        self.queue = queue
+        self.task_name = task_name
+        self.publish_retries = publish_retries
+
+    def __repr__(self) -> str:
+        return f"<CeleryTransport {self.app.main or 'celery'!r} store={self.store!r}>"
+
+    # -- publishing: one Celery message per event
+
+    def publish(self, stream: str, data: bytes) -> str:
+        """Send *data* as one ``tocsin.deliver`` message for *stream*; return its task id.
+
+        Raises :class:`~tocsin.remote.PublishError` if the broker could not take it.
+        """
+        return self.send(stream, data)
+
+    async def apublish(self, stream: str, data: bytes) -> str:
+        """:meth:`publish` from async code (Celery's client blocks: run in a thread)."""
+        return await asyncio.to_thread(self.send, stream, data)
+
+    def send(self, stream: str, data: bytes, *, group: str | None = None) -> str:
+        """Send one delivery of *data* for *stream* (to *group* only, if given); return
+        the task id. Raises :class:`~tocsin.remote.PublishError`."""
+        kwargs = {} if group is None else {"group": group}
+        try:
+            result = self.app.send_task(
+                self.task_name,
+                args=(stream, data.decode("ascii")),
+                kwargs=kwargs,
+                queue=self.queue,
+                serializer="json",
+                retry=True,
+                retry_policy={
+                    "max_retries": self.publish_retries,
+                    "interval_start": 0.1,
+                    "interval_step": 0.5,
+                    "interval_max": 1.0,
+                },
+            )
+        except Exception as error:
+            raise PublishError(
+                f"could not send {stream!r} to Celery broker "
+                f"{self.app.conf.broker_url or '(default)'!r}: {type(error).__name__}: {error}",
+                stream=stream,
+            ) from error
+        return str(result.id)
+
+    # -- consuming is Celery's
+
+    def _not_here(self, what: str) -> TypeError:
+        return TypeError(
+            f"CeleryTransport cannot {what}: Celery workers consume its messages "
+            "(call transport.install(envelope) in the module given to `celery -A`), "
+            "not tocsin.remote.Worker"
+        )
+
+    async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
+        """Not supported: raises ``TypeError`` (Celery consumes)."""
+        raise self._not_here("create consumer groups")
+
+    async def drop_group(self, stream: str, group: str) -> None:
+        """Not supported: raises ``TypeError`` (Celery consumes)."""
+        raise self._not_here("drop consumer groups")
+
+    async def consume(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        timeout: float,
+    ) -> list[Delivery]:
+        """Not supported: raises ``TypeError`` (Celery consumes)."""
+        raise self._not_here("consume")
+
+    async def wait_for_messages(self, streams: Sequence[str], timeout: float) -> Collection[str]:
+        """Not supported: raises ``TypeError`` (Celery consumes)."""
+        raise self._not_here("wait for messages")
+
+    async def claim_stale(
+        self,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        min_idle: float,
+        count: int,
+    ) -> list[Delivery]:
+        """Not supported: raises ``TypeError`` (the broker redelivers, ``acks_late``)."""
+        raise self._not_here("claim stale messages")
+
+    # -- the idempotency store: claims
+
+    async def claim(self, group: str, event_id: str, consumer: str, ttl: float) -> Claim:
+        """Claim *event_id* for *consumer* of *group* for *ttl* seconds (see
+        :meth:`~tocsin.remote.IdempotencyStore.claim`); returns "claimed", "done" or
+        "busy". Uses the store's own claim when it has one."""
+        if type(self.store).claim is not IdempotencyStore.claim:
+            return await self.store.claim(group, event_id, consumer, ttl)
+        if await self.store.seen(group, event_id):
+            return "done"
+        key, px = self._claim_key(group, event_id), max(1, int(ttl * 1000))
+        client = self.store.aclient
+        try:
+            if not await client.set(key, consumer, nx=True, px=px) and not await client.eval(
+                _RENEW, 1, key, consumer, px
+            ):
+                return "busy"
+        except RedisError as error:
+            raise TransportError(f"Redis ({self.store!r}): {error}") from error
+        # Asked again now that the claim is ours: a worker that finished in between
+        # remembered the id before dropping its claim, so this sees it.
+        if await self.store.seen(group, event_id):
+            await self.unclaim(group, event_id, consumer)
+            return "done"
+        return "claimed"
+
+    async def unclaim(self, group: str, event_id: str, consumer: str) -> None:
+        """Drop *consumer*'s claim on *event_id* (if it still holds it)."""
+        if type(self.store).unclaim is not IdempotencyStore.unclaim:
+            await self.store.unclaim(group, event_id, consumer)
+            return
+        try:
+            await self.store.aclient.eval(
+                _UNCLAIM, 1, self._claim_key(group, event_id), consumer
+            )
+        except RedisError as error:
+            raise TransportError(f"Redis ({self.store!r}): {error}") from error
+
+    def _claim_key(self, group: str, event_id: str) -> str:
+        return f"{self.store.prefix}claim:{group}:{event_id}"
+
+    # -- the dead-letter store
+
+    async def add_dead_letter(
+        self,
+        stream: str,
+        group: str,
+        message_id: str,
+        data: bytes,
+        attempts: int,
+        reason: str,
+    ) -> None:
+        """Append a dead letter to *stream*'s store (``group`` "" for an event rejected
+        before any group ran: replayed to every group)."""
+        try:
+            await self.store.aclient.xadd(
+                self.store.dead_key(stream),
+                {
+                    "data": data,
+                    "group": group,
+                    "message_id": message_id,
+                    "attempts": attempts,
+                    "reason": reason[:2000],
+                    "failed_at": repr(time.time()),
+                },
+                maxlen=self.store.dead_letter_maxlen,
+                approximate=True,
+            )
+        except RedisError as error:
+            raise TransportError(f"Redis ({self.store!r}): {error}") from error
+
+    async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
+        """Send *data* as a new Celery message for *letter*'s group only, then delete
+        *letter*. A crash in between leaves the letter to be replayed again, which is
+        harmless: the group skips an event id it handled."""
+        new_id = await asyncio.to_thread(
+            self.send, letter.stream, data, group=letter.group or None
+        )
+        await self.store.delete_dead_letters(letter.stream, [letter.id])
+        return new_id
+
+    # -- the worker side
+
+    def install(
+        self,
+        envelope: Envelope,
+        *,
+        retry: RetryPolicy | None = None,
+        groups: Iterable[str] | None = None,
+        claim_ttl: float = 60.0,
+        dedupe_ttl: float = 86_400.0,
+    ) -> Any:
+        """Register the task that delivers envelopes on the app; return the task.
+
+        Call it in the module ``celery -A`` imports, and import the modules declaring
+        remote receivers there too. *envelope* verifies (and re-signs retries);
+        *retry* (default ``RetryPolicy()``: 5 deliveries, 1 s backoff doubling up to
+        300 s) says when to retry and when to dead-letter; *groups* limits the groups
+        run (default: all declared, except broadcast ones). ``claim_ttl``: how long a
+        worker that died holds up its event's redelivery; ``dedupe_ttl``: how long a
+        handled event id is remembered (at least the envelope's replay window).
+        """
+        if claim_ttl <= 0:
+            raise ValueError("claim_ttl must be positive (seconds)")
+        runner = _Runner(
+            self,
+            envelope,
+            retry or RetryPolicy(),
+            None if groups is None else frozenset(groups),
+            claim_ttl,
+            max(dedupe_ttl, envelope.replay_window),
+        )
+
+        def deliver(task: Any, stream: str, data: Any, group: str | None = None) -> str:
+            outcome = runner.handle(task.request, stream, data, group)
+            if outcome.retry_data is not None:
+                raise task.retry(
+                    args=(stream, outcome.retry_data),
+                    kwargs={} if group is None else {"group": group},
+                    countdown=outcome.countdown,
+                    max_retries=None,
+                )
+            return outcome.summary
+
+        return self.app.task(
+            deliver,
+            name=self.task_name,
+            bind=True,
+            # The message is acknowledged only once the task returned, and handed to
+            # another worker if this one dies: at-least-once, as with the Worker.
+            acks_late=True,
+            reject_on_worker_lost=True,
+            serializer="json",
+            ignore_result=True,
+            # Retries and dead letters are ours (RetryPolicy), not Celery's limit.
+            max_retries=None,
+        )
+
+
+@dataclasses.dataclass
+class _Outcome:
+    summary: str
+    retry_data: str | None = None
+    countdown: float = 0.0
+
+
+class _Runner:
+    """Handles one message: verify, then per group claim, run, remember; retry or
+    dead-letter what failed."""
+
+    def __init__(
+        self,
+        transport: CeleryTransport,
+        envelope: Envelope,
+        retry: RetryPolicy,
+        groups: frozenset[str] | None,
+        claim_ttl: float,
+        dedupe_ttl: float,
+    ) -> None:
+        self.transport = transport
+        self.envelope = envelope
+        self.retry = retry
+        self.groups = groups
+        self.claim_ttl = claim_ttl
+        self.dedupe_ttl = dedupe_ttl
+        self._envelopes: dict[str, Envelope] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+        self._warned_broadcast: set[str] = set()
+
+    # -- the process's event loop (the store's client is asyncio; Celery's pools fork)
+
+    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        return self._submit(coroutine).result()
+
+    def _submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                # A forked child starts its own loop thread; the parent's is not running
+                # here (and its connections must not be shared).
+                self._loop = asyncio.new_event_loop()
+                self._pid = os.getpid()
+                threading.Thread(
+                    target=self._loop.run_forever, name="tocsin-celery", daemon=True
+                ).start()
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(coroutine, loop)
+
+    # -- receivers and envelopes
+
+    def _receivers(self, stream: str) -> list[RemoteReceiver]:
+        found = []
+        for entry in remote_receivers(self.groups):
+            if entry.stream != stream:
+                continue
+            if entry.broadcast:
+                if entry.group not in self._warned_broadcast:
+                    self._warned_broadcast.add(entry.group)
+                    logger.warning(
+                        "broadcast group %r is not run by Celery workers (a message goes "
+                        "to one worker): use a Redis Streams or Pub/Sub worker for it",
+                        entry.group,
+                    )
+                continue
+            found.append(entry)
+        return found
+
+    def _envelope(self, stream: str, receivers: list[RemoteReceiver]) -> Envelope:
+        envelope = self._envelopes.get(stream)
+        if envelope is None:
+            envelope = self._envelopes[stream] = self.envelope.with_own_replay_cache()
+        # The allow-list: the signals declared on this stream (within the envelope's own).
+        declared = frozenset(r.signal_path for r in receivers)
+        if self.envelope.allowed_signals is not None:
+            declared &= self.envelope.allowed_signals
+        envelope.allowed_signals = declared
+        return envelope
+
+    # -- one message
+
+    def handle(self, request: Any, stream: str, data: Any, only_group: str | None) -> _Outcome:
+        """Run the groups for one message; say whether (and how) to retry it."""
+        task_id = str(request.id)
+        consumer = f"{socket.gethostname()}:{os.getpid()}:{task_id}"
+        raw = data.encode("utf-8") if isinstance(data, str) else b""
+        receivers = self._receivers(stream)
+        envelope = self._envelope(stream, receivers)
+        redelivered = bool((request.delivery_info or {}).get("redelivered"))
+        try:
+            if not isinstance(data, str):
+                raise _malformed(data)
+            event = envelope.decode(raw, redelivered=redelivered)
+        except ReplayedEvent:
+            return _Outcome("replayed: dropped")
+        except RejectedEvent as rejected:
+            self._run(
+                self.transport.add_dead_letter(
+                    stream,
+                    only_group or "",
+                    task_id,
+                    raw,
+                    1,
+                    f"rejected ({rejected.reason}): {rejected.detail}",
+                )
+            )
+            return _Outcome(f"rejected ({rejected.reason})")
+        by_group: dict[str, list[RemoteReceiver]] = {}
+        for entry in receivers:
+            if entry.signal_path == event.signal and entry.matches(event.sender):
+                if only_group is None or entry.group == only_group:
+                    by_group.setdefault(entry.group, []).append(entry)
+        failed: dict[str, BaseException] = {}
+        busy: list[str] = []
+        done: list[str] = []
+        try:
+            for group, entries in by_group.items():
+                state = self._run(self.transport.claim(group, event.id, consumer, self.claim_ttl))
+                if state == "done":
+                    logger.info("event %s already handled by group %r: skipped", event.id, group)
+                    continue
+                if state == "busy":
+                    busy.append(group)
+                    continue
+                error = self._run_group(group, entries, event, consumer)
+                if error is None:
+                    self._run(self.transport.store.remember(group, event.id, self.dedupe_ttl))
+                    done.append(group)
+                else:
+                    failed[group] = error
+                self._run(self.transport.unclaim(group, event.id, consumer))
+        except TransportError as error:
+            # The store is unreachable: try the whole message again soon (groups that
+            # were remembered are skipped then), without counting it as a failure.
+            logger.warning("event %s: store unreachable (%s): retrying", event.id, error)
+            return self._again(raw, 1.0, "store unreachable")
+        if failed:
+            if self.retry.gives_up(event.attempt):
+                for group, error in failed.items():
+                    logger.error(
+                        "event %s failed %d time(s) in group %r: dead-lettered",
+                        event.id,
+                        event.attempt,
+                        group,
+                        exc_info=error,
+                    )
+                    self._run(
+                        self.transport.add_dead_letter(
+                            stream,
+                            group,
+                            task_id,
+                            raw,
+                            event.attempt,
+                            f"failed {event.attempt} time(s): {type(error).__name__}: {error}",
+                        )
+                    )
+                # The dead-lettered groups must not run again: a group still claimed by
+                # another worker is looked at again in a message of its own.
+                _, again = self.envelope.reissue(raw)
+                for group in busy:
+                    self.transport.send(stream, again, group=group)
+                return _Outcome(f"dead-lettered: {sorted(failed)}; busy: {busy}")
+            else:
+                delay = self.retry.delay(event.attempt)
+                for group, error in failed.items():
+                    logger.warning(
+                        "event %s failed in group %r (attempt %d/%d): %s; retry in %gs",
+                        event.id,
+                        group,
+                        event.attempt,
+                        self.retry.max_deliveries,
+                        error,
+                        delay,
+                    )
+                return self._again(raw, delay, f"failed: {sorted(failed)}")
+        if busy:
+            # Another worker holds the claim (a duplicate running now, or a worker that
+            # died and whose claim has not expired): look again when it may be done.
+            return self._again(raw, min(self.claim_ttl / 2, 5.0), f"busy: {busy}")
+        return _Outcome(f"handled: {done}")
+
+    def _again(self, raw: bytes, countdown: float, why: str) -> _Outcome:
+        # Re-signed as the next attempt, stamped now: the retry is a new message that
+        # passes the replay check, and a long backoff never makes it expire.
+        _, data = self.envelope.reissue(raw)
+        return _Outcome(why, retry_data=data.decode("ascii"), countdown=countdown)
+
+    def _run_group(
+        self, group: str, entries: list[RemoteReceiver], event: Any, consumer: str
+    ) -> BaseException | None:
+        heartbeat = self._submit(self._heartbeat(group, event.id, consumer))
+        try:
+            for entry in entries:
+                named = dict(event.kwargs)
+                named.update(
+                    signal=entry.signal,
+                    sender=event.sender,
+                    event_id=event.id,
+                    event_origin=event.origin,
+                )
+                result = (
+                    self._run(entry.receiver(**named))
+                    if entry.is_async
+                    else entry.receiver(**named)
+                )
+                if inspect.isawaitable(result):
+                    self._run(_awaited(result))
+        except Exception as error:
+            return error
+        finally:
+            heartbeat.cancel()
+        return None
+
+    async def _heartbeat(self, group: str, event_id: str, consumer: str) -> None:
+        # A slow receiver keeps its claim; a dead worker's expires after claim_ttl.
+        while True:
+            await asyncio.sleep(self.claim_ttl / 3)
+            with contextlib.suppress(TransportError):
+                await self.transport.claim(group, event_id, consumer, self.claim_ttl)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _malformed(data: Any) -> RejectedEvent:
+    return MalformedEvent(f"task payload is {type(data).__name__}, not the envelope's str")
