@@ -565,7 +565,15 @@ class _Runner:
         if busy:
             # Another worker holds the claim (a duplicate running now, or a worker that
             # died and whose claim has not expired): look again when it may be done.
-            return self._again(raw, min(self.claim_ttl / 2, 5.0), f"busy: {busy}")
+            delay = min(self.claim_ttl / 2, 5.0)
+            logger.info(
+                "event %s is being handled by another worker in group(s) %s: "
+                "looking again in %gs",
+                event.id,
+                ", ".join(repr(group) for group in busy),
+                delay,
+            )
+            return self._again(raw, delay, f"busy: {busy}")
         return _Outcome(f"handled: {done}")
 
     def _again(self, raw: bytes, countdown: float, why: str) -> _Outcome:
