@@ -192,3 +192,38 @@ class OwnRedis:
         """SIGCONT after :meth:`pause`."""
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+
+class Output:
+    """Collects what a process prints, line by line, as it prints it (a reader thread)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        import threading
+
+        self.process = process
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def has(self, text: str) -> bool:
+        """Whether a line printed so far contains *text*."""
+        return any(text in line for line in list(self.lines))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> str:
+        """Stop the process with *sig*, wait for it, and return everything it printed."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self._thread.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return "".join(self.lines)

@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 
 from tests.remote import sample_receivers
-from tests.remote.helpers import ROOT, OwnRedis, run_cli
+from tests.remote.helpers import (
+    ROOT,
+    Output,
+    OwnRedis,
+    records,
+    run_cli,
+    start_worker,
+    wait_for,
+)
 from tocsin.remote import (
     DEFAULT_URL,
     Envelope,
@@ -324,3 +332,105 @@ def test_a_hung_broker_makes_send_raise_publish_error_not_block(tmp_path, envelo
         transport.close()
         server.stop()
     assert RedisStreamsTransport(DEFAULT_URL).options["socket_timeout"] == 5.0
+
+
+# --------------------------------------------------------------------------- finding 1
+
+
+def test_a_copy_of_an_event_in_flight_is_not_run_by_another_worker(
+    redis_url, prefix, transport, envelope
+):
+    record = f"{prefix}record"
+    key = transport.key(ORDER)
+    event = new_event(ORDER, None, {"order": 1, "sleep": 3.0})
+    transport.publish(ORDER, envelope.encode(event))
+    # A has room for one event only, so the copy can only go to B.
+    first = Output(
+        start_worker(redis_url, prefix, record, "--group", "billing", "--concurrency", "1")
+    )
+    second = None
+    try:
+        wait_for(lambda: started(redis_url, record, event.id), what="A to start the event")
+        second = Output(start_worker(redis_url, prefix, record, "--group", "billing"))
+        wait_for(lambda: second.has("started: 1 group(s)"), timeout=30, what="B to start")
+        # A verbatim copy of the event, injected while A is still in its receiver.
+        [(_, fields)] = transport.client.xrange(key, count=1)
+        transport.client.xadd(key, {"data": fields[b"data"]})
+        wait_for(
+            lambda: (
+                done(redis_url, record, event.id)
+                and transport.client.xpending(key, "billing")["pending"] == 0
+            ),
+            what="the event and its copy to be settled",
+        )
+    finally:
+        outputs = [first.stop()] + ([second.stop()] if second else [])
+    assert len(started(redis_url, record, event.id)) == 1, outputs
+    assert len(done(redis_url, record, event.id)) == 1, outputs
+    assert "duplicates=1" in "".join(outputs), outputs
+
+
+def started(url: str, record: str, event_id: str) -> list[dict[str, Any]]:
+    return [
+        r for r in records(url, record) if r["phase"] == "started" and r["event_id"] == event_id
+    ]
+
+
+def done(url: str, record: str, event_id: str) -> list[dict[str, Any]]:
+    return [r for r in records(url, record) if r["phase"] == "done" and r["event_id"] == event_id]
+
+
+# --------------------------------------------------------------------------- finding 5
+
+
+@needs_redis_server
+def test_a_settle_that_fails_during_an_outage_is_retried_not_run_again(tmp_path, envelope):
+    server = OwnRedis(tmp_path).start()
+    transport = RedisStreamsTransport(server.url, timeout=0.5)
+    transport.publish(ORDER, envelope.encode(new_event(ORDER, None, {"order": 1})))
+    transport.close()
+    entered, proceed = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    @remote_receiver(sample_receivers.order_placed, group="outage")
+    def bill(sender, order, **kwargs):
+        calls.append(order)
+        entered.set()
+        proceed.wait(30)
+
+    async def scenario() -> Worker:
+        worker = Worker(
+            RedisStreamsTransport(server.url, timeout=0.5),
+            envelope,
+            groups=["outage"],
+            claim_idle=2.0,  # a settle that gave up would be reclaimed and run again soon
+            poll_timeout=0.1,
+        )
+        worker.start()
+        try:
+            async with asyncio.timeout(30):
+                await asyncio.to_thread(entered.wait, 10)
+                await asyncio.to_thread(server.stop)  # the broker goes away mid-receiver
+                proceed.set()  # the receiver returns while the broker is down
+                while worker.stats.settle_retries < 2:
+                    await asyncio.sleep(0.02)
+                await asyncio.to_thread(server.start)  # and comes back
+                # Had the settle been given up, the event would stay pending, be
+                # reclaimed after claim_idle and run again before it counts as handled.
+                while worker.stats.handled < 1:
+                    await asyncio.sleep(0.02)
+        finally:
+            await worker.stop()
+        return worker
+
+    try:
+        worker = asyncio.run(scenario())
+        check = RedisStreamsTransport(server.url)
+        assert check.client.xpending(check.key(ORDER), "outage")["pending"] == 0
+        check.close()
+    finally:
+        proceed.set()
+        server.stop()
+    assert calls == [1]
+    assert worker.stats.handled == 1
+    assert worker.stats.reclaimed == 0

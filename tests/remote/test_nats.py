@@ -328,3 +328,30 @@ def test_worker_end_to_end_with_retries_dead_letters_and_dedupe(
         from tocsin.remote import unpublish
 
         unpublish(nats_order_placed, transport)
+
+
+def test_claims_exclude_other_consumers_and_expire(transport):
+    async def scenario() -> list[str]:
+        claim = transport.claim
+        seen = [
+            await claim("g", "e1", consumer="a", message="s/1", ttl=1.0),
+            await claim("g", "e1", consumer="b", message="s/2", ttl=1.0),  # a copy
+            await claim("g", "e1", consumer="b", message="s/1", ttl=1.0),  # redelivered
+            await claim("g", "e1", consumer="a", message="s/1", ttl=1.0),  # renewed
+        ]
+        await transport.unclaim("g", "e1", consumer="b", message="s/1")  # not b's: kept
+        seen.append(await claim("g", "e1", consumer="b", message="s/2", ttl=1.0))
+        await transport.unclaim("g", "e1", consumer="a", message="s/1")
+        seen.append(await claim("g", "e1", consumer="b", message="s/2", ttl=0.2))
+        await asyncio.sleep(0.3)  # b's claim expired: a crashed consumer's never blocks
+        seen.append(await claim("g", "e1", consumer="c", message="s/1", ttl=1.0))
+        assert await transport.remember("g", "e1", 60)
+        seen.append(await claim("g", "e1", consumer="a", message="s/1", ttl=1.0))
+        assert await transport.seen("g", "e1")
+        assert not await transport.remember("g", "e1", 60)
+        await transport.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        "claimed", "copy", "busy", "claimed", "copy", "claimed", "claimed", "done",
+    ]  # fmt: skip

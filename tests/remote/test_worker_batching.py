@@ -218,3 +218,38 @@ def test_slots_are_taken_together_and_first_come_first_served(at_least: int) -> 
         assert slots.free == 8
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_claims_exclude_other_consumers_and_expire(kind: str, request: Any) -> None:
+    if kind == "memory":
+        transport: Any = MemoryTransport()
+    else:
+        transport = RedisStreamsTransport(
+            request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("prefix")
+        )
+
+    async def scenario() -> list[str]:
+        claim = transport.claim
+        seen = [
+            await claim("g", "e1", consumer="a", message="s/1", ttl=1.0),
+            await claim("g", "e1", consumer="b", message="s/2", ttl=1.0),  # a copy
+            await claim("g", "e1", consumer="b", message="s/1", ttl=1.0),  # redelivered
+            await claim("g", "e1", consumer="a", message="s/1", ttl=1.0),  # renewed
+        ]
+        await transport.unclaim("g", "e1", consumer="b", message="s/1")  # not b's: kept
+        seen.append(await claim("g", "e1", consumer="b", message="s/2", ttl=1.0))
+        await transport.unclaim("g", "e1", consumer="a", message="s/1")
+        seen.append(await claim("g", "e1", consumer="b", message="s/2", ttl=0.2))
+        await asyncio.sleep(0.3)  # b's claim expired: a crashed consumer's never blocks
+        seen.append(await claim("g", "e1", consumer="c", message="s/1", ttl=1.0))
+        assert await transport.remember("g", "e1", 60)
+        seen.append(await claim("g", "e1", consumer="a", message="s/1", ttl=1.0))
+        assert await transport.seen("g", "e1")
+        assert not await transport.remember("g", "e1", 60)
+        await transport.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        "claimed", "copy", "busy", "claimed", "copy", "claimed", "claimed", "done",
+    ]  # fmt: skip

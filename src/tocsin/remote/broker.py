@@ -64,10 +64,13 @@ DEAD_LETTER_MAXLEN: Final = 100_000
 #: Where a new group starts reading: at the oldest retained message, or only at new ones.
 Start = Literal["all", "new"]
 
-#: What :meth:`IdempotencyStore.claim` found: the event id is now this consumer's to
-#: handle (``"claimed"``), was handled already (``"done"``), or another consumer holds
-#: an unexpired claim on it (``"busy"``).
-Claim = Literal["claimed", "done", "busy"]
+#: What :meth:`IdempotencyStore.claim` found for an event id: it is now this consumer's
+#: to handle (``"claimed"``); it was handled already (``"done"``); another consumer is
+#: handling it from *another* message, so this one is a copy (``"copy"``: acknowledge
+#: it, the other message stays pending until handled); or another consumer holds an
+#: unexpired claim from this same message, redelivered meanwhile (``"busy"``: try it
+#: again later, once that claim is settled or has expired).
+Claim = Literal["claimed", "done", "copy", "busy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,26 +253,37 @@ class IdempotencyStore(abc.ABC):
         """
         return [await self.seen(group, event_id) for group, event_id in keys]
 
-    async def claim(self, group: str, event_id: str, consumer: str, ttl: float) -> Claim:
-        """Claim *event_id* for *consumer* of *group* for *ttl* seconds, before running
-        its receivers, so that no other consumer runs them meanwhile.
+    async def claim(
+        self, group: str, event_id: str, *, consumer: str, message: str, ttl: float
+    ) -> Claim:
+        """Claim *event_id* for *consumer* of *group*, before running its receivers, so
+        that no other consumer runs them meanwhile; *message* names the message that
+        carries it (``"stream/message id"``, a task id: any stable string).
 
-        Returns ``"claimed"`` (it is this consumer's now; claiming again renews the
-        expiry), ``"done"`` (remembered as handled) or ``"busy"`` (another consumer's
-        claim has not expired). A claim expires by itself after *ttl* (tie it to the
-        idle timeout after which the message is taken over), so a crashed consumer's
-        claim does not block the one that takes its message over. The default only
-        checks :meth:`seen` (no exclusion): transports override it.
+        Returns a :data:`Claim`: ``"claimed"`` (it is this consumer's now; the same
+        consumer claiming from the same message again renews the expiry), ``"done"``,
+        ``"copy"`` or ``"busy"``. A claim expires by itself after *ttl* seconds: tie it
+        to the idle timeout after which a silent consumer's message is taken over, so a
+        crashed consumer's claim never blocks the one that takes its message over.
+        :meth:`remember` replaces the claim with the handled mark.
+
+        The default only asks :meth:`seen` (no exclusion between consumers); every
+        transport of tocsin overrides it with an atomic check-and-set.
         """
         return "done" if await self.seen(group, event_id) else "claimed"
 
-    async def claim_many(self, claims: Sequence[tuple[str, str, str]], ttl: float) -> list[Claim]:
-        """:meth:`claim` for many ``(group, event_id, consumer)`` triples, in order."""
-        return [await self.claim(g, e, c, ttl) for g, e, c in claims]
+    async def claim_many(
+        self, claims: Sequence[tuple[str, str, str, str]], ttl: float
+    ) -> list[Claim]:
+        """:meth:`claim` for many ``(group, event_id, consumer, message)``, in order."""
+        return [await self.claim(g, e, consumer=c, message=m, ttl=ttl) for g, e, c, m in claims]
 
-    async def unclaim(self, group: str, event_id: str, consumer: str) -> None:  # noqa: B027
-        """Drop *consumer*'s claim on *event_id* (the event was handed back or will be
-        retried), so another consumer may take it at once. Does nothing if not held."""
+    async def unclaim(  # noqa: B027 (optional to override)
+        self, group: str, event_id: str, *, consumer: str, message: str
+    ) -> None:
+        """Drop *consumer*'s claim on *event_id* from *message* (it was handed back, will
+        be retried, or was dead-lettered), so that the event may be taken at once.
+        Does nothing if that claim is not held."""
 
     async def remember_and_ack(self, handled: Sequence[tuple[Delivery, str]], ttl: float) -> None:
         """Settle deliveries whose receivers returned: for each ``(delivery, event_id)``,
@@ -399,17 +413,23 @@ class TransportWrapper(Transport):
         """The target's."""
         return await self.target.seen_many(keys)
 
-    async def claim(self, group: str, event_id: str, consumer: str, ttl: float) -> Claim:
+    async def claim(
+        self, group: str, event_id: str, *, consumer: str, message: str, ttl: float
+    ) -> Claim:
         """The target's."""
-        return await self.target.claim(group, event_id, consumer, ttl)
+        return await self.target.claim(
+            group, event_id, consumer=consumer, message=message, ttl=ttl
+        )
 
-    async def claim_many(self, claims: Sequence[tuple[str, str, str]], ttl: float) -> list[Claim]:
+    async def claim_many(
+        self, claims: Sequence[tuple[str, str, str, str]], ttl: float
+    ) -> list[Claim]:
         """The target's."""
         return await self.target.claim_many(claims, ttl)
 
-    async def unclaim(self, group: str, event_id: str, consumer: str) -> None:
+    async def unclaim(self, group: str, event_id: str, *, consumer: str, message: str) -> None:
         """The target's."""
-        await self.target.unclaim(group, event_id, consumer)
+        await self.target.unclaim(group, event_id, consumer=consumer, message=message)
 
     async def remember_and_ack(self, handled: Sequence[tuple[Delivery, str]], ttl: float) -> None:
         """The target's."""

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from tocsin.remote.broker import DeadLetter, Delivery, PublishError, Start, Transport
+from tocsin.remote.broker import Claim, DeadLetter, Delivery, PublishError, Start, Transport
 
 __all__ = ["MemoryTransport"]
 
@@ -71,7 +71,8 @@ class MemoryTransport(Transport):
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
         self._ids = itertools.count(1)
-        self._seen: dict[tuple[str, str], float] = {}
+        # (group, event id) -> ("1" once handled, or a claim; its expiry).
+        self._seen: dict[tuple[str, str], tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"<MemoryTransport streams={sorted(self._streams)}>"
@@ -210,24 +211,49 @@ class MemoryTransport(Transport):
 
     # -- idempotency
 
+    def _record(self, group: str, event_id: str) -> str | None:
+        """What the store holds for the id ("1": handled; a claim), unexpired (lock held)."""
+        found = self._seen.get((group, event_id))
+        if found is None or found[1] <= self.clock():
+            return None
+        return found[0]
+
     async def seen(self, group: str, event_id: str) -> bool:
         """Whether *group* recorded *event_id* as handled (and the record has not expired)."""
         with self._lock:
-            expires = self._seen.get((group, event_id))
-            return expires is not None and expires > self.clock()
+            return self._record(group, event_id) == "1"
 
     async def remember(self, group: str, event_id: str, ttl: float) -> bool:
-        """Record *event_id* as handled by *group* for *ttl* s; False if it already was."""
+        """Record *event_id* as handled by *group* for *ttl* s (replacing a claim); False if
+        it already was."""
         now = self.clock()
         with self._lock:
             if len(self._seen) > 10_000:
                 # Expired records are dropped now and then, so the store stays bounded.
-                self._seen = {key: t for key, t in self._seen.items() if t > now}
-            expires = self._seen.get((group, event_id))
-            if expires is not None and expires > now:
-                return False
-            self._seen[(group, event_id)] = now + ttl
-            return True
+                self._seen = {key: v for key, v in self._seen.items() if v[1] > now}
+            before = self._record(group, event_id)
+            self._seen[(group, event_id)] = ("1", now + ttl)
+            return before != "1"
+
+    async def claim(
+        self, group: str, event_id: str, *, consumer: str, message: str, ttl: float
+    ) -> Claim:
+        """Claim *event_id* for *consumer* from *message* for *ttl* s (see Transport.claim)."""
+        mine = f"c\n{message}\n{consumer}"
+        with self._lock:
+            held = self._record(group, event_id)
+            if held is None or held == mine:
+                self._seen[(group, event_id)] = (mine, self.clock() + ttl)
+                return "claimed"
+            if held == "1":
+                return "done"
+            return "busy" if held.startswith(f"c\n{message}\n") else "copy"
+
+    async def unclaim(self, group: str, event_id: str, *, consumer: str, message: str) -> None:
+        """Drop the claim if it is still *consumer*'s from *message*."""
+        with self._lock:
+            if self._record(group, event_id) == f"c\n{message}\n{consumer}":
+                del self._seen[(group, event_id)]
 
     # -- dead letters
 

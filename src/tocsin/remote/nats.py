@@ -33,7 +33,9 @@ How the transport model maps onto JetStream:
   (``touch`` every ``claim_idle / 3``) keeps a slow receiver's message from being
   redelivered, exactly as with Redis' XAUTOCLAIM;
 - the **idempotency store** is the key-value bucket ``<prefix>_seen`` (key
-  ``<group id>.<event id>``, ``create`` = set-if-absent). JetStream 2.9 has no per-key
+  ``<group id>.<event id>``): a claim (message, consumer, expiry) written by
+  compare-and-set on the key's revision before the receivers run, then ``1`` once
+  handled. JetStream 2.9 has no per-key
   TTL, so the bucket's TTL (``dedupe_ttl``, default one day) applies to every key; the
   ``ttl`` given to :meth:`remember` is only checked against it (a longer one is logged);
 - **dead letters** go to the stream ``<prefix>_dead_<id>`` (one per tocsin stream, at
@@ -90,6 +92,7 @@ from nats.js.kv import KeyValue
 
 from tocsin.remote.broker import (
     DEAD_LETTER_MAXLEN,
+    Claim,
     DeadLetter,
     Delivery,
     PublishError,
@@ -621,18 +624,23 @@ class NatsJetStreamTransport(Transport):
     def _seen_key(self, group: str, event_id: str) -> str:
         return f"{_ident(group)}.{_key_token(event_id)}"
 
+    async def _entry(self, kv: KeyValue, key: str) -> tuple[bytes | None, int]:
+        """The key's value and revision (``(None, 0)`` when absent or deleted)."""
+        try:
+            entry = await kv.get(key)
+        except nats.js.errors.NotFoundError:  # KeyNotFound and KeyDeleted included
+            return None, 0
+        return entry.value, entry.revision or 0
+
     async def seen(self, group: str, event_id: str) -> bool:
-        """Whether the bucket holds ``<group id>.<event id>``."""
+        """Whether the bucket holds the handled mark for ``<group id>.<event id>``."""
         with _translated(self):
-            try:
-                kv = await self._kv()
-                await kv.get(self._seen_key(group, event_id))
-            except nats.js.errors.NotFoundError:  # KeyNotFound and KeyDeleted included
-                return False
-        return True
+            value, _ = await self._entry(await self._kv(), self._seen_key(group, event_id))
+        return value == b"1"
 
     async def remember(self, group: str, event_id: str, ttl: float) -> bool:
-        """Create the key if absent (the bucket's TTL applies); False if it existed."""
+        """Put the handled mark (replacing a claim; the bucket's TTL applies); False if
+        it was there already."""
         if ttl > self.dedupe_ttl and not self._warned_ttl:
             self._warned_ttl = True
             logger.warning(
@@ -641,13 +649,56 @@ class NatsJetStreamTransport(Transport):
                 ttl,
                 self.dedupe_ttl,
             )
+        key = self._seen_key(group, event_id)
         with _translated(self):
-            try:
-                kv = await self._kv()
-                await kv.create(self._seen_key(group, event_id), b"1")
-            except nats.js.errors.KeyWrongLastSequenceError:
+            kv = await self._kv()
+            value, _ = await self._entry(kv, key)
+            if value == b"1":
                 return False
+            await kv.put(key, b"1")
         return True
+
+    async def claim(
+        self, group: str, event_id: str, *, consumer: str, message: str, ttl: float
+    ) -> Claim:
+        """Compare-and-set on the key's revision: create it, or replace an expired claim
+        (or this consumer's own from *message*). The bucket has one TTL for every key,
+        so a claim carries its own expiry (Unix time: the hosts' clocks must agree to
+        within a fraction of ``ttl``)."""
+        key = self._seen_key(group, event_id)
+        prefix = f"c\n{message}\n".encode()
+        mine = prefix + consumer.encode()
+        with _translated(self):
+            kv = await self._kv()
+            for _ in range(5):  # lost races retried: each loss means the key changed
+                value, revision = await self._entry(kv, key)
+                if value == b"1":
+                    return "done"
+                stamped = mine + f"\n{time.time() + ttl!r}".encode()
+                if value is not None:
+                    held, _, expires = value.rpartition(b"\n")
+                    if held != mine and float(expires or 0) > time.time():
+                        return "busy" if held.startswith(prefix) else "copy"
+                try:
+                    if revision:
+                        await kv.update(key, stamped, last=revision)
+                    else:
+                        await kv.create(key, stamped)
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    continue
+                return "claimed"
+        raise TransportError(f"NATS: could not claim {event_id!r}: the key keeps changing")
+
+    async def unclaim(self, group: str, event_id: str, *, consumer: str, message: str) -> None:
+        """Delete the key (at its revision) if it still holds this consumer's claim."""
+        key = self._seen_key(group, event_id)
+        mine = f"c\n{message}\n{consumer}".encode()
+        with _translated(self):
+            kv = await self._kv()
+            value, revision = await self._entry(kv, key)
+            if value is not None and value.rpartition(b"\n")[0] == mine:
+                with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+                    await kv.delete(key, last=revision)
 
     # -- dead letters
 

@@ -23,7 +23,9 @@ reachable but not answering makes ``publish`` raise ``PublishError`` within it.
   process dies first, XAUTOCLAIM recovers it like any other pending message;
 - ``dead_letter`` appends the message to the stream ``<prefix><stream>:dead`` and acks
   it, in one MULTI/EXEC transaction;
-- the idempotency store is ``SET <prefix>seen:<group>:<event id> 1 NX EX <ttl>``.
+- the idempotency store is the key ``<prefix>seen:<group>:<event id>``: a claim
+  (``c``, the message, the consumer) set by a script before the receivers run, expiring
+  after the worker's ``claim_idle``, then ``1`` for ``dedupe_ttl`` once handled.
 
 *Trimming.* Every XADD trims the stream with ``MAXLEN ~ maxlen`` (default 1,000,000
 entries; ``maxlen=None`` disables trimming). We chose a large approximate MAXLEN over
@@ -67,6 +69,7 @@ from redis.retry import Retry as SyncRetry
 from tocsin.remote._url import DEFAULT_URL
 from tocsin.remote.broker import (
     DEAD_LETTER_MAXLEN,
+    Claim,
     DeadLetter,
     Delivery,
     PublishError,
@@ -88,14 +91,50 @@ redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JU
 return 1
 """
 
-# Settles a batch of handled messages: remembers every event id (SET NX PX), then acks
+# Claims event ids before their receivers run. A key holds "1" once handled, or
+# "c<LF>message<LF>consumer" while claimed (expiring with the claim). KEYS: the
+# idempotency keys; ARGV: the claim TTL in ms, then per key its message and consumer.
+_CLAIM = r"""
+local out = {}
+for i = 1, #KEYS do
+  local message, consumer = ARGV[2 * i], ARGV[2 * i + 1]
+  local mine = 'c\n' .. message .. '\n' .. consumer
+  local held = redis.call('GET', KEYS[i])
+  if not held or held == mine then
+    redis.call('SET', KEYS[i], mine, 'PX', ARGV[1])
+    out[i] = 'claimed'
+  elseif held == '1' then
+    out[i] = 'done'
+  elseif string.sub(held, 1, #message + 3) == 'c\n' .. message .. '\n' then
+    out[i] = 'busy'
+  else
+    out[i] = 'copy'
+  end
+end
+return out
+"""
+
+_CLAIM_SHA = hashlib.sha1(_CLAIM.encode()).hexdigest()
+
+# Drops a claim if it is still the caller's. KEYS[1]: the key; ARGV[1]: the claim value.
+_UNCLAIM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_UNCLAIM_SHA = hashlib.sha1(_UNCLAIM.encode()).hexdigest()
+
+# Settles a batch of handled messages: remembers every event id (SET PX, replacing the
+# claim; a mark already there is kept with its TTL), then acks
 # the messages (XACK per stream and group), atomically. KEYS: the idempotency keys, then
 # one stream key per (stream, group); ARGV: the TTL in ms, how many idempotency keys,
 # then per stream: the group, how many ids, the ids.
 _REMEMBER_AND_ACK = """
 local n = tonumber(ARGV[2])
 for i = 1, n do
-  redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1])
+  if redis.call('GET', KEYS[i]) ~= '1' then
+    redis.call('SET', KEYS[i], '1', 'PX', ARGV[1])
+  end
 end
 local at = 3
 for j = n + 1, #KEYS do
@@ -110,6 +149,21 @@ _REMEMBER_AND_ACK_SHA = hashlib.sha1(_REMEMBER_AND_ACK.encode()).hexdigest()
 
 # Most ids settled by one script call (Lua's unpack has a stack limit).
 _SETTLE_BATCH = 500
+
+
+_VERDICTS: dict[str, Claim] = {
+    "claimed": "claimed",
+    "done": "done",
+    "copy": "copy",
+    "busy": "busy",
+}
+
+
+def _claim_verdict(reply: Any) -> Claim:
+    verdict = _VERDICTS.get(_text(reply))
+    if verdict is not None:
+        return verdict
+    raise TransportError(f"Redis: unexpected claim reply {_text(reply)[:40]!r}")
 
 
 class _BusyGroup(Exception):
@@ -235,25 +289,63 @@ class _RedisBase(Transport):
         return f"{self.prefix}seen:{group}:{event_id}"
 
     async def seen(self, group: str, event_id: str) -> bool:
-        """Whether the key ``<prefix>seen:<group>:<event id>`` exists."""
+        """Whether the key ``<prefix>seen:<group>:<event id>`` holds the handled mark."""
         with _translated(self):
-            return bool(await self.aclient.exists(self._seen_key(group, event_id)))
+            return await self.aclient.get(self._seen_key(group, event_id)) == b"1"
 
     async def remember(self, group: str, event_id: str, ttl: float) -> bool:
-        """SET NX with a TTL; returns False if the key existed."""
+        """SET (replacing a claim) with a TTL; returns False (and keeps the mark as it
+        is) if it was marked handled already."""
+        key = self._seen_key(group, event_id)
         with _translated(self):
-            done = await self.aclient.set(
-                self._seen_key(group, event_id), b"1", nx=True, px=max(1, int(ttl * 1000))
-            )
-        return bool(done)
+            if await self.aclient.get(key) == b"1":
+                return False
+            await self.aclient.set(key, b"1", px=max(1, int(ttl * 1000)))
+        return True
 
     async def seen_many(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
-        """One MGET of every key: a key that has a value was recorded."""
+        """One MGET of every key: a key holding the handled mark was recorded."""
         if not keys:
             return []
         with _translated(self):
             values = await self.aclient.mget([self._seen_key(g, e) for g, e in keys])
-        return [value is not None for value in values]
+        return [value == b"1" for value in values]
+
+    async def claim(
+        self, group: str, event_id: str, *, consumer: str, message: str, ttl: float
+    ) -> Claim:
+        """One script call: check the key and set the claim atomically (see claim_many)."""
+        [verdict] = await self.claim_many([(group, event_id, consumer, message)], ttl)
+        return verdict
+
+    async def claim_many(
+        self, claims: Sequence[tuple[str, str, str, str]], ttl: float
+    ) -> list[Claim]:
+        """One script call per batch: for each key, GET then SET ... PX if it is free or
+        already this consumer's from this message (atomic, so two consumers never both
+        get ``"claimed"``)."""
+        verdicts: list[Claim] = []
+        px = max(1, int(ttl * 1000))
+        for start in range(0, len(claims), _SETTLE_BATCH):
+            batch = claims[start : start + _SETTLE_BATCH]
+            keys = [self._seen_key(group, event_id) for group, event_id, _, _ in batch]
+            args: list[Any] = [px]
+            for _, _, consumer, message in batch:
+                args += [message, consumer]
+            with _translated(self):
+                reply = await self._script(_CLAIM, _CLAIM_SHA, keys, args)
+            verdicts += [_claim_verdict(item) for item in reply]
+        return verdicts
+
+    async def unclaim(self, group: str, event_id: str, *, consumer: str, message: str) -> None:
+        """Delete the key if it still holds this consumer's claim from *message*."""
+        with _translated(self):
+            await self._script(
+                _UNCLAIM,
+                _UNCLAIM_SHA,
+                [self._seen_key(group, event_id)],
+                [f"c\n{message}\n{consumer}"],
+            )
 
     # -- dead letters
 

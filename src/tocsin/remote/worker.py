@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from tocsin.remote._concurrency import Batcher, Slots
 from tocsin.remote._retry import RetryPolicy, backoff
-from tocsin.remote.broker import Delivery, Transport, TransportError
+from tocsin.remote.broker import Claim, Delivery, Transport, TransportError
 from tocsin.remote.envelope import Envelope
 from tocsin.remote.errors import RejectedEvent, ReplayedEvent
 from tocsin.remote.receivers import RemoteReceiver, remote_receivers
@@ -87,6 +87,8 @@ class WorkerStats:
     retried: int = 0
     dead_lettered: int = 0
     duplicates: int = 0
+    busy: int = 0
+    settle_retries: int = 0
     rejected: int = 0
     reclaimed: int = 0
     released: int = 0
@@ -100,7 +102,10 @@ class Worker:
     it declares receivers for (within ``envelope.allowed_signals``, if set): an event
     naming another signal is rejected as ``unknown-signal`` and dead-lettered, as under
     ``tocsin worker``. ``retry`` (a :class:`~tocsin.remote.RetryPolicy`) replaces
-    ``max_deliveries``, ``retry_backoff`` and ``retry_backoff_max``. ``consumer`` names
+    ``max_deliveries``, ``retry_backoff`` and ``retry_backoff_max``. An event whose
+    receivers returned while the broker was away is settled again and again (with
+    backoff) for up to ``settle_timeout`` seconds (default ``claim_idle``) before the
+    worker gives up on it (it is then redelivered). ``consumer`` names
     this process to the broker (default ``host:pid:random``). At most ``concurrency``
     events are handled at once; sync receivers run in threads, async ones on the worker's loop.
 
@@ -131,6 +136,7 @@ class Worker:
         log_every: float = 60.0,
         relays: Iterable[Relay] = (),
         retry: RetryPolicy | None = None,
+        settle_timeout: float | None = None,
     ) -> None:
         if concurrency < 1 or max_deliveries < 1 or claim_idle <= 0:
             raise ValueError("concurrency, max_deliveries and claim_idle must be positive")
@@ -142,6 +148,7 @@ class Worker:
         self.claim_idle = claim_idle
         self.dedupe_ttl = max(dedupe_ttl, envelope.replay_window)
         self.shutdown_timeout = shutdown_timeout
+        self.settle_timeout = claim_idle if settle_timeout is None else settle_timeout
         self.poll_timeout = poll_timeout
         self.log_every = log_every
         self.stats = WorkerStats()
@@ -156,7 +163,10 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: dict[asyncio.Task[None], Delivery] = {}
         self._slots: Slots | None = None
-        self._seen: Batcher[tuple[str, str], bool] | None = None
+        self._claims: Batcher[tuple[str, str, str, str], Claim] | None = None
+        # What each in-flight event claimed: (group, event id, message), renewed by the
+        # heartbeat and dropped when the event is handed back, retried or given up.
+        self._claimed: dict[Delivery, tuple[str, str, str]] = {}
         self._settle: Batcher[tuple[Delivery, str], None] | None = None
         self._last_contact = 0.0
         self._broker_down = False
@@ -245,7 +255,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._slots = Slots(self.concurrency)
-        self._seen = Batcher(self.transport.seen_many)
+        self._claims = Batcher(self._claim_many)
         self._settle = Batcher(self._remember_and_ack)
         if self._task is None:
             self._task = asyncio.current_task()
@@ -286,7 +296,7 @@ class Worker:
                 relay.stop()
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
-            for batcher in (self._seen, self._settle):
+            for batcher in (self._claims, self._settle):
                 if batcher is not None:
                     await batcher.wait(5)
             for helper in helpers:
@@ -356,6 +366,16 @@ class Worker:
                     await delivery.touch()
                 except Exception as error:
                     logger.warning("could not renew %r: %s", delivery, error)
+            # The claims of the events in flight live as long as their messages do.
+            claims = [
+                (group, event_id, self.consumer, message)
+                for group, event_id, message in list(self._claimed.values())
+            ]
+            if claims:
+                try:
+                    await self.transport.claim_many(claims, self.claim_idle)
+                except Exception as error:
+                    logger.warning("could not renew %d claim(s): %s", len(claims), error)
 
     async def _consume_loop(self, subscription: _Subscription) -> None:
         assert self._stopping is not None
@@ -459,6 +479,7 @@ class Worker:
             logger.error("worker %s: error settling an event", self.consumer, exc_info=error)
 
     async def _release(self, delivery: Delivery) -> None:
+        await self._unclaim(delivery)
         try:
             await delivery.release()
             self.stats.released += 1
@@ -469,6 +490,12 @@ class Worker:
     # -- one event
 
     async def _handle(self, subscription: _Subscription, delivery: Delivery) -> None:
+        try:
+            await self._handle_one(subscription, delivery)
+        finally:
+            self._claimed.pop(delivery, None)
+
+    async def _handle_one(self, subscription: _Subscription, delivery: Delivery) -> None:
         self.stats.received += 1
         group = subscription.name
         try:
@@ -481,15 +508,28 @@ class Worker:
             self.stats.rejected += 1
             await self._dead_letter(delivery, f"rejected ({rejected.reason}): {rejected.detail}")
             return
-        if self.transport.supports_groups and await self._seen_check(group, event.id):
-            self.stats.duplicates += 1
-            logger.info(
-                "event %s already handled by group %r: acknowledged again",
-                event.id,
-                subscription.group,
-            )
-            await delivery.ack()
-            return
+        if self.transport.supports_groups:
+            # Claimed group-wide before any receiver runs: a copy of an event another
+            # worker is handling (or has handled) never runs the receivers a second time.
+            message = f"{delivery.stream}/{delivery.message_id}"
+            verdict = await self._claim(group, event.id, message)
+            if verdict == "done" or verdict == "copy":
+                self.stats.duplicates += 1
+                logger.info(
+                    "event %s %s by group %r: acknowledged",
+                    event.id,
+                    "already handled" if verdict == "done" else "being handled from another copy",
+                    subscription.group,
+                )
+                await delivery.ack()
+                return
+            if verdict == "busy":
+                # Redelivered while the consumer that claimed it may still be at work:
+                # look again once its claim has been settled or has expired.
+                self.stats.busy += 1
+                await delivery.nack(self.claim_idle / 2)
+                return
+            self._claimed[delivery] = (group, event.id, message)
         receivers = [
             r for r in subscription.receivers.get(event.signal, ()) if r.matches(event.sender)
         ]
@@ -533,19 +573,66 @@ class Worker:
                 exc_info=error,
             )
             self.stats.retried += 1
+            await self._unclaim(delivery)  # the retry may go to another worker
             await delivery.nack(delay)
             return
         # Remembered before the ack (in one round trip with the other events settled at
         # the same time): a crash in between leads to a redelivery that is recognised as
         # done, not to running the receivers again.
+        await self._settle_handled(delivery, event.id)
+
+    async def _settle_handled(self, delivery: Delivery, event_id: str) -> None:
+        # The receivers returned: remember the id, then ack. If the broker is away (an
+        # outage), try again (bounded by settle_timeout) rather than leave the event
+        # pending, to be taken over and run a second time once the broker is back.
         assert self._settle is not None
-        await self._settle.submit((delivery, event.id))
+        delays = backoff(0.1, 2.0)
+        deadline = time.monotonic() + self.settle_timeout
+        while True:
+            try:
+                await self._settle.submit((delivery, event_id))
+                break
+            except TransportError as error:
+                if time.monotonic() >= deadline:
+                    logger.error(
+                        "event %s: handled, but could not be settled for %gs (%s): it will "
+                        "be delivered again",
+                        event_id,
+                        self.settle_timeout,
+                        error,
+                    )
+                    raise
+                self.stats.settle_retries += 1
+                delay = min(next(delays), max(0.0, deadline - time.monotonic()))
+                logger.warning(
+                    "event %s: handled; settling failed (%s), retrying in %.1fs",
+                    event_id,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        self._claimed.pop(delivery, None)  # replaced by the handled mark
         self.stats.handled += 1
 
-    async def _seen_check(self, group: str, event_id: str) -> bool:
-        # Batched with the checks of the other events fetched together.
-        assert self._seen is not None
-        return await self._seen.submit((group, event_id))
+    async def _claim(self, group: str, event_id: str, message: str) -> Claim:
+        # Batched with the claims of the other events fetched together.
+        assert self._claims is not None
+        return await self._claims.submit((group, event_id, self.consumer, message))
+
+    async def _claim_many(self, claims: list[tuple[str, str, str, str]]) -> list[Claim]:
+        # The claim lasts as long as a silent worker's events take to be taken over.
+        return await self.transport.claim_many(claims, self.claim_idle)
+
+    async def _unclaim(self, delivery: Delivery) -> None:
+        claimed = self._claimed.pop(delivery, None)
+        if claimed is None:
+            return
+        group, event_id, message = claimed
+        try:
+            await self.transport.unclaim(group, event_id, consumer=self.consumer, message=message)
+        except TransportError as error:
+            # It expires by itself after claim_idle.
+            logger.warning("could not drop the claim on event %s: %s", event_id, error)
 
     async def _remember_and_ack(self, handled: list[tuple[Delivery, str]]) -> list[None]:
         await self.transport.remember_and_ack(handled, self.dedupe_ttl)
@@ -554,6 +641,9 @@ class Worker:
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         await delivery.dead_letter(reason)
         self.stats.dead_lettered += 1
+        # A replay of the letter (a new message, the same event id) must not find it
+        # claimed.
+        await self._unclaim(delivery)
 
     async def _call(
         self,
