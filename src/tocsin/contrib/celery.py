@@ -75,11 +75,9 @@ from typing import Any, Final, TypeVar
 from redis.exceptions import RedisError
 
 from tocsin.remote import (
-    Claim,
     DeadLetter,
     Delivery,
     Envelope,
-    IdempotencyStore,
     MalformedEvent,
     PublishError,
     RejectedEvent,
@@ -105,21 +103,6 @@ TASK_NAME: Final = "tocsin.deliver"
 DEFAULT_PREFIX: Final = "tocsin:celery:"
 
 _T = TypeVar("_T")
-
-# Renews the claim only while it is still ours: a worker that was too slow never takes
-# back a claim that expired and went to another worker.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-_UNCLAIM = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 class CeleryTransport(TransportWrapper):
     """Publishes events as Celery messages; the user's ``celery worker`` runs them.
@@ -246,47 +229,6 @@ class CeleryTransport(TransportWrapper):
     ) -> list[Delivery]:
         """Not supported: raises ``TypeError`` (the broker redelivers, ``acks_late``)."""
         raise self._not_here("claim stale messages")
-
-    # -- the idempotency store: claims
-
-    async def claim(self, group: str, event_id: str, consumer: str, ttl: float) -> Claim:
-        """Claim *event_id* for *consumer* of *group* for *ttl* seconds (see
-        :meth:`~tocsin.remote.IdempotencyStore.claim`); returns "claimed", "done" or
-        "busy". Uses the store's own claim when it has one."""
-        if type(self.store).claim is not IdempotencyStore.claim:
-            return await self.store.claim(group, event_id, consumer, ttl)
-        if await self.store.seen(group, event_id):
-            return "done"
-        key, px = self._claim_key(group, event_id), max(1, int(ttl * 1000))
-        client = self.store.aclient
-        try:
-            if not await client.set(key, consumer, nx=True, px=px) and not await client.eval(
-                _RENEW, 1, key, consumer, px
-            ):
-                return "busy"
-        except RedisError as error:
-            raise TransportError(f"Redis ({self.store!r}): {error}") from error
-        # Asked again now that the claim is ours: a worker that finished in between
-        # remembered the id before dropping its claim, so this sees it.
-        if await self.store.seen(group, event_id):
-            await self.unclaim(group, event_id, consumer)
-            return "done"
-        return "claimed"
-
-    async def unclaim(self, group: str, event_id: str, consumer: str) -> None:
-        """Drop *consumer*'s claim on *event_id* (if it still holds it)."""
-        if type(self.store).unclaim is not IdempotencyStore.unclaim:
-            await self.store.unclaim(group, event_id, consumer)
-            return
-        try:
-            await self.store.aclient.eval(
-                _UNCLAIM, 1, self._claim_key(group, event_id), consumer
-            )
-        except RedisError as error:
-            raise TransportError(f"Redis ({self.store!r}): {error}") from error
-
-    def _claim_key(self, group: str, event_id: str) -> str:
-        return f"{self.store.prefix}claim:{group}:{event_id}"
 
     # -- the dead-letter store
 
@@ -471,7 +413,10 @@ class _Runner:
     def handle(self, request: Any, stream: str, data: Any, only_group: str | None) -> _Outcome:
         """Run the groups for one message; say whether (and how) to retry it."""
         task_id = str(request.id)
-        consumer = f"{socket.gethostname()}:{os.getpid()}:{task_id}"
+        # The message is the task id, which Celery keeps across retries and redeliveries:
+        # a redelivery of a message being handled is "busy", a copy sent as another
+        # message is a "copy" (see tocsin.remote.Claim).
+        consumer = f"{socket.gethostname()}:{os.getpid()}"
         raw = data.encode("utf-8") if isinstance(data, str) else b""
         receivers = self._receivers(stream)
         envelope = self._envelope(stream, receivers)
@@ -502,22 +447,34 @@ class _Runner:
         failed: dict[str, BaseException] = {}
         busy: list[str] = []
         done: list[str] = []
+        store = self.transport.store
+        claim = {"consumer": consumer, "message": task_id}
         try:
             for group, entries in by_group.items():
-                state = self._run(self.transport.claim(group, event.id, consumer, self.claim_ttl))
-                if state == "done":
-                    logger.info("event %s already handled by group %r: skipped", event.id, group)
+                verdict = self._run(store.claim(group, event.id, ttl=self.claim_ttl, **claim))
+                if verdict == "done" or verdict == "copy":
+                    # Handled, or being handled from another message (a copy of this
+                    # one): that message stays unacknowledged until it is settled.
+                    logger.info(
+                        "event %s %s by group %r: skipped",
+                        event.id,
+                        "already handled" if verdict == "done" else "being handled from another copy",
+                        group,
+                    )
                     continue
-                if state == "busy":
+                if verdict == "busy":
+                    # This very message, redelivered while the worker that claimed it may
+                    # still be at work (or died and its claim has not expired).
                     busy.append(group)
                     continue
-                error = self._run_group(group, entries, event, consumer)
+                error = self._run_group(group, entries, event, consumer, task_id)
                 if error is None:
-                    self._run(self.transport.store.remember(group, event.id, self.dedupe_ttl))
+                    # Replaces the claim with the handled mark.
+                    self._run(store.remember(group, event.id, self.dedupe_ttl))
                     done.append(group)
                 else:
                     failed[group] = error
-                self._run(self.transport.unclaim(group, event.id, consumer))
+                    self._run(store.unclaim(group, event.id, **claim))
         except TransportError as error:
             # The store is unreachable: try the whole message again soon (groups that
             # were remembered are skipped then), without counting it as a failure.
@@ -583,9 +540,9 @@ class _Runner:
         return _Outcome(why, retry_data=data.decode("ascii"), countdown=countdown)
 
     def _run_group(
-        self, group: str, entries: list[RemoteReceiver], event: Any, consumer: str
+        self, group: str, entries: list[RemoteReceiver], event: Any, consumer: str, message: str
     ) -> BaseException | None:
-        heartbeat = self._submit(self._heartbeat(group, event.id, consumer))
+        heartbeat = self._submit(self._heartbeat(group, event.id, consumer, message))
         try:
             for entry in entries:
                 named = dict(event.kwargs)
@@ -608,12 +565,14 @@ class _Runner:
             heartbeat.cancel()
         return None
 
-    async def _heartbeat(self, group: str, event_id: str, consumer: str) -> None:
+    async def _heartbeat(self, group: str, event_id: str, consumer: str, message: str) -> None:
         # A slow receiver keeps its claim; a dead worker's expires after claim_ttl.
         while True:
             await asyncio.sleep(self.claim_ttl / 3)
             with contextlib.suppress(TransportError):
-                await self.transport.claim(group, event_id, consumer, self.claim_ttl)
+                await self.transport.store.claim(
+                    group, event_id, consumer=consumer, message=message, ttl=self.claim_ttl
+                )
 
 
 async def _awaited(awaitable: Any) -> Any:
