@@ -104,6 +104,7 @@ DEFAULT_PREFIX: Final = "tocsin:celery:"
 
 _T = TypeVar("_T")
 
+
 class CeleryTransport(TransportWrapper):
     """Publishes events as Celery messages; the user's ``celery worker`` runs them.
 
@@ -441,9 +442,12 @@ class _Runner:
             return _Outcome(f"rejected ({rejected.reason})")
         by_group: dict[str, list[RemoteReceiver]] = {}
         for entry in receivers:
-            if entry.signal_path == event.signal and entry.matches(event.sender):
-                if only_group is None or entry.group == only_group:
-                    by_group.setdefault(entry.group, []).append(entry)
+            if (
+                entry.signal_path == event.signal
+                and entry.matches(event.sender)
+                and (only_group is None or entry.group == only_group)
+            ):
+                by_group.setdefault(entry.group, []).append(entry)
         failed: dict[str, BaseException] = {}
         busy: list[str] = []
         done: list[str] = []
@@ -458,7 +462,7 @@ class _Runner:
                     logger.info(
                         "event %s %s by group %r: skipped",
                         event.id,
-                        "already handled" if verdict == "done" else "being handled from another copy",
+                        "already handled" if verdict == "done" else "being handled from a copy",
                         group,
                     )
                     continue
@@ -475,20 +479,20 @@ class _Runner:
                 else:
                     failed[group] = error
                     self._run(store.unclaim(group, event.id, **claim))
-        except TransportError as error:
+        except TransportError as down:
             # The store is unreachable: try the whole message again soon (groups that
             # were remembered are skipped then), without counting it as a failure.
-            logger.warning("event %s: store unreachable (%s): retrying", event.id, error)
+            logger.warning("event %s: store unreachable (%s): retrying", event.id, down)
             return self._again(raw, 1.0, "store unreachable")
         if failed:
             if self.retry.gives_up(event.attempt):
-                for group, error in failed.items():
+                for group, failure in failed.items():
                     logger.error(
                         "event %s failed %d time(s) in group %r: dead-lettered",
                         event.id,
                         event.attempt,
                         group,
-                        exc_info=error,
+                        exc_info=failure,
                     )
                     self._run(
                         self.transport.add_dead_letter(
@@ -497,7 +501,7 @@ class _Runner:
                             task_id,
                             raw,
                             event.attempt,
-                            f"failed {event.attempt} time(s): {type(error).__name__}: {error}",
+                            f"failed {event.attempt} time(s): {type(failure).__name__}: {failure}",
                         )
                     )
                 # The dead-lettered groups must not run again: a group still claimed by
@@ -508,24 +512,24 @@ class _Runner:
                 return _Outcome(f"dead-lettered: {sorted(failed)}; busy: {busy}")
             else:
                 delay = self.retry.delay(event.attempt)
-                for group, error in failed.items():
+                for group, failure in failed.items():
                     logger.warning(
                         "event %s failed in group %r (attempt %d/%d): %s; retry in %gs",
                         event.id,
                         group,
                         event.attempt,
                         self.retry.max_deliveries,
-                        error,
+                        failure,
                         delay,
                     )
                 return self._again(raw, delay, f"failed: {sorted(failed)}")
         if busy:
-            # Another worker holds the claim (a duplicate running now, or a worker that
-            # died and whose claim has not expired): look again when it may be done.
+            # Another worker claimed the event from this very message (redelivered while
+            # that worker is still at work, or died and its claim has not expired yet):
+            # look again when that claim may be settled or expired.
             delay = min(self.claim_ttl / 2, 5.0)
             logger.info(
-                "event %s is being handled by another worker in group(s) %s: "
-                "looking again in %gs",
+                "event %s is being handled by another worker in group(s) %s: looking again in %gs",
                 event.id,
                 ", ".join(repr(group) for group in busy),
                 delay,
