@@ -20,8 +20,9 @@ slow = Signal()
 
 
 def record(tag: str, marker: str) -> None:
-    """Append one line to the record file (O_APPEND: lines of several workers never mix)."""
-    line = f"{tag} {marker} {os.getpid()}\n".encode()
+    """Append one line to the record file (O_APPEND: lines of several workers never mix),
+    with the time, for the latency measurement in benchmarks/celery_latency.py."""
+    line = f"{tag} {marker} {os.getpid()} {time.time()!r}\n".encode()
     fd = os.open(os.environ["TOCSIN_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         os.write(fd, line)

@@ -154,7 +154,7 @@ class Cluster:
         """(tag, pid) of each receiver run recorded for *marker*, in order."""
         found = []
         for line in self.record.read_text().splitlines():
-            tag, seen, pid = line.split()
+            tag, seen, pid, _ = line.split()
             if seen == marker:
                 found.append((tag, int(pid)))
         return found
