@@ -303,12 +303,22 @@ class CeleryTransport(TransportWrapper):
             max(dedupe_ttl, envelope.replay_window),
         )
 
-        def deliver(task: Any, stream: str, data: Any, group: str | None = None) -> str:
-            outcome = runner.handle(task.request, stream, data, group)
+        def deliver(
+            task: Any,
+            stream: str,
+            data: Any,
+            group: str | None = None,
+            groups: Any = None,
+            failures: Any = None,
+        ) -> str:
+            # group: a dead letter's replay; groups and failures: what a retry carries
+            # (the groups still to run, and how often each failed so far).
+            only = [group] if isinstance(group, str) else _names(groups)
+            outcome = runner.handle(task.request, stream, data, only, _counts(failures))
             if outcome.retry_data is not None:
                 raise task.retry(
                     args=(stream, outcome.retry_data),
-                    kwargs={} if group is None else {"group": group},
+                    kwargs={"groups": outcome.groups, "failures": outcome.failures},
                     countdown=outcome.countdown,
                     max_retries=None,
                 )
@@ -334,6 +344,8 @@ class _Outcome:
     summary: str
     retry_data: str | None = None
     countdown: float = 0.0
+    groups: list[str] = dataclasses.field(default_factory=list)
+    failures: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class _Runner:
@@ -411,8 +423,16 @@ class _Runner:
 
     # -- one message
 
-    def handle(self, request: Any, stream: str, data: Any, only_group: str | None) -> _Outcome:
-        """Run the groups for one message; say whether (and how) to retry it."""
+    def handle(
+        self,
+        request: Any,
+        stream: str,
+        data: Any,
+        only: list[str] | None,
+        failures: dict[str, int],
+    ) -> _Outcome:
+        """Run the groups (of *only*, if given) for one message; say whether (and how) to
+        retry it. *failures*: how many times each group failed on earlier deliveries."""
         task_id = str(request.id)
         # The message is the task id, which Celery keeps across retries and redeliveries:
         # a redelivery of a message being handled is "busy", a copy sent as another
@@ -427,12 +447,13 @@ class _Runner:
                 raise _malformed(data)
             event = envelope.decode(raw, redelivered=redelivered)
         except ReplayedEvent:
+            # Accepted by this very process already: it handled it, or is handling it.
             return _Outcome("replayed: dropped")
         except RejectedEvent as rejected:
             self._run(
                 self.transport.add_dead_letter(
                     stream,
-                    only_group or "",
+                    only[0] if only and len(only) == 1 else "",
                     task_id,
                     raw,
                     1,
@@ -445,7 +466,7 @@ class _Runner:
             if (
                 entry.signal_path == event.signal
                 and entry.matches(event.sender)
-                and (only_group is None or entry.group == only_group)
+                and (only is None or entry.group in only)
             ):
                 by_group.setdefault(entry.group, []).append(entry)
         failed: dict[str, BaseException] = {}
@@ -465,10 +486,11 @@ class _Runner:
                         "already handled" if verdict == "done" else "being handled from a copy",
                         group,
                     )
+                    done.append(group)
                     continue
                 if verdict == "busy":
                     # This very message, redelivered while the worker that claimed it may
-                    # still be at work (or died and its claim has not expired).
+                    # still be at work (or died and its claim has not expired yet).
                     busy.append(group)
                     continue
                 error = self._run_group(group, entries, event, consumer, task_id)
@@ -480,68 +502,80 @@ class _Runner:
                     failed[group] = error
                     self._run(store.unclaim(group, event.id, **claim))
         except TransportError as down:
-            # The store is unreachable: try the whole message again soon (groups that
-            # were remembered are skipped then), without counting it as a failure.
+            # The store is unreachable: try the groups not settled again soon, without
+            # counting it as a failure (a group that ran may run again: at-least-once).
             logger.warning("event %s: store unreachable (%s): retrying", event.id, down)
-            return self._again(raw, 1.0, "store unreachable")
-        if failed:
-            if self.retry.gives_up(event.attempt):
-                for group, failure in failed.items():
-                    logger.error(
-                        "event %s failed %d time(s) in group %r: dead-lettered",
-                        event.id,
-                        event.attempt,
+            rest = [group for group in by_group if group not in done]
+            return self._again(raw, 1.0, "store unreachable", rest, failures)
+        again: dict[str, int] = {}
+        for group, failure in failed.items():
+            count = failures.get(group, 0) + 1
+            if self.retry.gives_up(count):
+                logger.error(
+                    "event %s failed %d time(s) in group %r: dead-lettered",
+                    event.id,
+                    count,
+                    group,
+                    exc_info=failure,
+                )
+                self._run(
+                    self.transport.add_dead_letter(
+                        stream,
                         group,
-                        exc_info=failure,
+                        task_id,
+                        raw,
+                        count,
+                        f"failed {count} time(s): {type(failure).__name__}: {failure}",
                     )
-                    self._run(
-                        self.transport.add_dead_letter(
-                            stream,
-                            group,
-                            task_id,
-                            raw,
-                            event.attempt,
-                            f"failed {event.attempt} time(s): {type(failure).__name__}: {failure}",
-                        )
-                    )
-                # The dead-lettered groups must not run again: a group still claimed by
-                # another worker is looked at again in a message of its own.
-                _, again = self.envelope.reissue(raw)
-                for group in busy:
-                    self.transport.send(stream, again, group=group)
-                return _Outcome(f"dead-lettered: {sorted(failed)}; busy: {busy}")
-            else:
-                delay = self.retry.delay(event.attempt)
-                for group, failure in failed.items():
-                    logger.warning(
-                        "event %s failed in group %r (attempt %d/%d): %s; retry in %gs",
-                        event.id,
-                        group,
-                        event.attempt,
-                        self.retry.max_deliveries,
-                        failure,
-                        delay,
-                    )
-                return self._again(raw, delay, f"failed: {sorted(failed)}")
+                )
+                continue
+            again[group] = count
+            logger.warning(
+                "event %s failed in group %r (attempt %d/%d): %s; retry in %gs",
+                event.id,
+                group,
+                count,
+                self.retry.max_deliveries,
+                failure,
+                self.retry.delay(count),
+            )
         if busy:
             # Another worker claimed the event from this very message (redelivered while
             # that worker is still at work, or died and its claim has not expired yet):
             # look again when that claim may be settled or expired.
-            delay = min(self.claim_ttl / 2, 5.0)
             logger.info(
-                "event %s is being handled by another worker in group(s) %s: looking again in %gs",
+                "event %s is being handled by another worker in group(s) %s: looking again",
                 event.id,
                 ", ".join(repr(group) for group in busy),
-                delay,
             )
-            return self._again(raw, delay, f"busy: {busy}")
-        return _Outcome(f"handled: {done}")
+        if not again and not busy:
+            return _Outcome(f"handled: {done}; dead-lettered: {sorted(failed)}")
+        delay = max(
+            (self.retry.delay(count) for count in again.values()),
+            default=min(self.claim_ttl / 2, 5.0),
+        )
+        return self._again(
+            raw,
+            delay,
+            f"failed: {sorted(again)}; busy: {busy}",
+            [*again, *busy],
+            {**failures, **again},
+        )
 
-    def _again(self, raw: bytes, countdown: float, why: str) -> _Outcome:
-        # Re-signed as the next attempt, stamped now: the retry is a new message that
-        # passes the replay check, and a long backoff never makes it expire.
+    def _again(
+        self, raw: bytes, countdown: float, why: str, groups: list[str], failures: dict[str, int]
+    ) -> _Outcome:
+        # Only the groups still to run, re-signed as the next attempt and stamped now: the
+        # retry is a new message that passes the replay check, and a long backoff never
+        # makes it expire.
         _, data = self.envelope.reissue(raw)
-        return _Outcome(why, retry_data=data.decode("ascii"), countdown=countdown)
+        return _Outcome(
+            why,
+            retry_data=data.decode("ascii"),
+            countdown=countdown,
+            groups=groups,
+            failures={group: failures[group] for group in groups if group in failures},
+        )
 
     def _run_group(
         self, group: str, entries: list[RemoteReceiver], event: Any, consumer: str, message: str
@@ -581,6 +615,19 @@ class _Runner:
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _names(value: Any) -> list[str] | None:
+    # Task arguments are not signed: anything but a list of names means "every group".
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    return None
+
+
+def _counts(value: Any) -> dict[str, int]:
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if isinstance(k, str) and type(v) is int}
+    return {}
 
 
 def _malformed(data: Any) -> RejectedEvent:
