@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -434,3 +435,103 @@ def test_a_settle_that_fails_during_an_outage_is_retried_not_run_again(tmp_path,
     assert calls == [1]
     assert worker.stats.handled == 1
     assert worker.stats.reclaimed == 0
+
+
+# --------------------------------------------------------------------------- finding 2
+
+
+@pytest.mark.parametrize("groups", [12, 50])
+def test_a_lone_event_reaches_its_group_at_once_however_many_groups_a_worker_runs(
+    redis_url, prefix, transport, envelope, groups
+):
+    # One group per receiver (the default), each on a stream of its own, as receivers
+    # of different signals are: the old consume loops took turns in blocking reads on
+    # their own streams, so the one group with an event waited for all the others.
+    arrived: list[str] = []
+    for number in range(groups):
+        name = f"many-{number}"
+
+        def receiver(sender, order, _name=name, **kwargs):
+            arrived.append(_name)
+
+        remote_receiver(sample_receivers.order_placed, group=name, stream=name)(receiver)
+
+    async def scenario() -> tuple[Worker, list[str]]:
+        # A poll timeout far longer than the wait below: nothing but the event itself
+        # may wake its group in time.
+        worker = Worker(
+            RedisStreamsTransport(redis_url, prefix=prefix),
+            envelope,
+            groups=[f"many-{n}" for n in range(groups)],
+            poll_timeout=60.0,
+        )
+        worker.start()
+        loop = asyncio.get_running_loop()
+        reached: list[str] = []
+        try:
+            await asyncio.sleep(0.5)  # every group created and waiting, idle
+            for target in (f"many-{groups - 1}", "many-0", f"many-{groups // 2}"):
+                event = envelope.encode(new_event(ORDER, None, {"order": 1}))
+                await asyncio.to_thread(transport.publish, target, event)
+                deadline = loop.time() + 3.0
+                while target not in arrived and loop.time() < deadline:
+                    await asyncio.sleep(0.005)
+                reached += [name for name in arrived if name == target]
+        finally:
+            await worker.stop()
+        return worker, reached
+
+    worker, reached = asyncio.run(scenario())
+    assert reached == [f"many-{groups - 1}", "many-0", f"many-{groups // 2}"]
+    assert worker.stats.handled == 3
+
+
+# --------------------------------------------------------------------------- finding 9
+
+
+def test_an_event_handed_back_at_shutdown_is_taken_by_another_worker_at_once(
+    redis_url, prefix, transport, envelope
+):
+    record = f"{prefix}record"
+    event = new_event(ORDER, None, {"order": 9, "sleep": 5.0})
+    transport.publish(ORDER, envelope.encode(event))
+    first = Output(
+        start_worker(redis_url, prefix, record, "--group", "billing", "--shutdown-timeout", "0.2")
+    )
+    taken: list[tuple[int, int]] = []
+
+    @remote_receiver(sample_receivers.order_placed, group="billing")
+    async def bill(sender, order, event_id, **kwargs):
+        taken.append((order, kwargs.get("sleep", 0)))
+
+    async def scenario() -> Worker:
+        # claim_idle is long: only the hand-back, not an idle-timeout takeover, can
+        # bring the event here while the test waits.
+        worker = Worker(
+            RedisStreamsTransport(redis_url, prefix=prefix),
+            envelope,
+            receivers=[r for r in remote_receivers(["billing"]) if r.receiver is bill],
+            claim_idle=600.0,
+            poll_timeout=60.0,
+        )
+        worker.start()
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(0.3)  # this worker's first takeover sweep is behind it
+            first.process.send_signal(signal.SIGTERM)  # A hands the event back
+            deadline = loop.time() + 4.0  # under the 5 s between takeover sweeps
+            while not taken and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            await worker.stop()
+        return worker
+
+    try:
+        wait_for(lambda: started(redis_url, record, event.id), 15, "A to start the event")
+        worker = asyncio.run(scenario())
+    finally:
+        output = first.stop()
+    assert "released=1" in output, output
+    assert taken == [(9, 5.0)]
+    assert worker.stats.reclaimed == 0  # fetched as a new entry, not taken over
+    assert worker.stats.handled == 1

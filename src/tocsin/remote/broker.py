@@ -55,6 +55,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "TransportWrapper",
+    "Watcher",
 ]
 
 #: How many dead letters a stream keeps by default (oldest dropped first): anyone who can
@@ -137,6 +138,32 @@ class Delivery(abc.ABC):
         )
 
 
+class Watcher:
+    """Waits for messages on some streams without taking them (:meth:`Broker.watcher`).
+
+    This base class polls: :meth:`wait` sleeps a little and says every stream may have
+    something. A transport's own watcher blocks on the broker instead.
+    """
+
+    #: How long the polling :meth:`wait` sleeps at most.
+    poll: float = 0.05
+
+    def __init__(self, streams: Sequence[str]) -> None:
+        self.streams = tuple(streams)
+
+    async def start(self) -> None:
+        """Note where the streams are now: messages published from here on are awaited."""
+
+    async def wait(self, timeout: float) -> Collection[str]:
+        """Wait up to *timeout* seconds for a message published to one of the streams
+        since the previous call; return those streams (empty if none came)."""
+        await asyncio.sleep(min(timeout, self.poll))
+        return self.streams
+
+    async def aclose(self) -> None:
+        """Release what the watcher holds (connections, subscriptions)."""
+
+
 class Broker(abc.ABC):
     """Publishes to streams and hands their messages out to the consumers of groups."""
 
@@ -191,21 +218,17 @@ class Broker(abc.ABC):
 
         First the consumer's own messages that are due again (after :meth:`Delivery.nack`),
         then messages never delivered to the group. Waits up to *timeout* seconds for
-        one (``0``: does not wait); returns ``[]`` if none came. Raises
+        one (``0``: does not wait, which is how the worker fetches, woken by its
+        :meth:`watcher`); returns ``[]`` if none came. Raises
         :class:`TransportError` if the broker is unreachable.
         """
 
-    async def wait_for_messages(self, streams: Sequence[str], timeout: float) -> Collection[str]:
-        """Wait up to *timeout* seconds for a message published to any of *streams*;
-        return the streams that may have new messages (empty if none came).
-
-        It takes nothing: it lets one waiter watch every stream of a worker, whatever
-        the number of groups, while the groups fetch without blocking. Messages
-        published after the previous call (of this transport object) count. The default
-        polls: it sleeps a little and returns every stream; transports override it.
-        """
-        await asyncio.sleep(min(timeout, 0.05))
-        return streams
+    def watcher(self, streams: Sequence[str]) -> Watcher:
+        """Return a :class:`Watcher` of *streams*: one waiter for a whole worker, so that a
+        lone message reaches its groups at once however many groups the worker runs
+        (each group then fetches without blocking). The default polls; transports
+        override it (Redis: one blocking XREAD over every stream)."""
+        return Watcher(streams)
 
     @abc.abstractmethod
     async def claim_stale(
@@ -383,9 +406,9 @@ class TransportWrapper(Transport):
         """The target's."""
         return await self.target.consume(streams, group, consumer, count=count, timeout=timeout)
 
-    async def wait_for_messages(self, streams: Sequence[str], timeout: float) -> Collection[str]:
+    def watcher(self, streams: Sequence[str]) -> Watcher:
         """The target's."""
-        return await self.target.wait_for_messages(streams, timeout)
+        return self.target.watcher(streams)
 
     async def claim_stale(
         self,

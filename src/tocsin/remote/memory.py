@@ -18,9 +18,17 @@ import dataclasses
 import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
-from tocsin.remote.broker import Claim, DeadLetter, Delivery, PublishError, Start, Transport
+from tocsin.remote.broker import (
+    Claim,
+    DeadLetter,
+    Delivery,
+    PublishError,
+    Start,
+    Transport,
+    Watcher,
+)
 
 __all__ = ["MemoryTransport"]
 
@@ -73,6 +81,9 @@ class MemoryTransport(Transport):
         self._ids = itertools.count(1)
         # (group, event id) -> ("1" once handled, or a claim; its expiry).
         self._seen: dict[tuple[str, str], tuple[str, float]] = {}
+        # Bumped whenever a message becomes available (published, handed back, replayed):
+        # what watchers wait for.
+        self.version = 0
 
     def __repr__(self) -> str:
         return f"<MemoryTransport streams={sorted(self._streams)}>"
@@ -95,6 +106,7 @@ class MemoryTransport(Transport):
         with self._lock:
             message = _Message(f"{next(self._ids)}-0", bytes(data), only_group)
             self._streams.setdefault(stream, _Stream()).messages.append(message)
+            self.version += 1
             return message.id
 
     def messages(self, stream: str) -> list[bytes]:
@@ -109,6 +121,10 @@ class MemoryTransport(Transport):
             return len(found.pending) if found else 0
 
     # -- consuming
+
+    def watcher(self, streams: Sequence[str]) -> Watcher:
+        """A watcher that wakes when a message is published, replayed or handed back."""
+        return _MemoryWatcher(self, streams)
 
     async def ensure_group(self, stream: str, group: str, *, start: Start = "all") -> None:
         """Create *group* on *stream* unless it exists (see Transport.ensure_group)."""
@@ -154,10 +170,11 @@ class MemoryTransport(Transport):
                     if len(found) >= count:
                         return found
                     if (
-                        pending.consumer == consumer
+                        pending.consumer in (consumer, "")  # "": handed back, for anyone
                         and pending.due is not None
                         and pending.due <= now
                     ):
+                        pending.consumer = consumer
                         pending.due, pending.count, pending.last_seen = (
                             None,
                             pending.count + 1,
@@ -282,7 +299,28 @@ class MemoryTransport(Transport):
             state.dead = [d for d in state.dead if d.id != letter.id]
             message = _Message(f"{next(self._ids)}-0", bytes(data), letter.group)
             state.messages.append(message)
+            self.version += 1
             return message.id
+
+
+class _MemoryWatcher(Watcher):
+    def __init__(self, transport: MemoryTransport, streams: Sequence[str]) -> None:
+        super().__init__(streams)
+        self.transport = transport
+        self.seen = transport.version
+
+    async def start(self) -> None:
+        self.seen = self.transport.version
+
+    async def wait(self, timeout: float) -> Collection[str]:
+        deadline = time.monotonic() + timeout
+        while self.transport.version == self.seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return ()
+            await asyncio.sleep(min(_POLL, left))
+        self.seen = self.transport.version
+        return self.streams
 
 
 class _MemoryDelivery(Delivery):
@@ -351,3 +389,5 @@ class _MemoryDelivery(Delivery):
             if pending is not None and pending.consumer == self.consumer:
                 pending.last_seen = -float("inf")
                 pending.consumer = ""
+                pending.due = self.transport.clock()
+                self.transport.version += 1

@@ -71,7 +71,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import nats
@@ -99,6 +99,7 @@ from tocsin.remote.broker import (
     Start,
     Transport,
     TransportError,
+    Watcher,
 )
 
 __all__ = ["DEFAULT_URL", "NatsJetStreamTransport"]
@@ -496,6 +497,16 @@ class NatsJetStreamTransport(Transport):
 
     # -- consuming
 
+    def watcher(self, streams: Sequence[str]) -> Watcher:
+        """A plain subscription to the streams' subjects (see :class:`_NatsWatcher`)."""
+        return _NatsWatcher(self, streams)
+
+    async def nudge(self, stream: str) -> None:
+        """Wake the watchers of *stream* (a message was handed back: NAKed at shutdown)."""
+        with _translated(self):
+            conn = await self._conn()
+            await conn.client.publish(f"{self.prefix}.n.{_ident(stream)}", b"")
+
     async def _subscription(
         self, conn: _Connection, stream: str, group: str, consumer: str
     ) -> JetStreamContext.PullSubscription:
@@ -797,6 +808,59 @@ class NatsJetStreamTransport(Transport):
         return sequence
 
 
+class _NatsWatcher(Watcher):
+    """A plain NATS subscription to the streams' subjects (JetStream publishes are NATS
+    messages too) and to their hand-back nudges: one subscriber per worker, taking
+    nothing from the durables."""
+
+    def __init__(self, transport: NatsJetStreamTransport, streams: Sequence[str]) -> None:
+        super().__init__(streams)
+        self.transport = transport
+        self._by_token = {_ident(stream): stream for stream in streams}
+        self._ready: set[str] = set()
+        self._event = asyncio.Event()
+        self._conn: _Connection | None = None
+        self._subscriptions: list[Any] = []
+
+    async def _on_message(self, message: Msg) -> None:
+        # <prefix>.s.<id>.all / .g.<group>, or <prefix>.n.<id>: the id is the third token.
+        parts = message.subject.split(".")
+        stream = self._by_token.get(parts[2]) if len(parts) > 2 else None
+        if stream is not None:
+            self._ready.add(stream)
+            self._event.set()
+
+    async def start(self) -> None:
+        """Subscribe (again, if the connection was replaced)."""
+        with _translated(self.transport):
+            conn = await self.transport._conn()
+            if conn is self._conn:
+                return
+            self._conn, self._subscriptions = conn, []
+            prefix = self.transport.prefix
+            for token in self._by_token:
+                for subject in (f"{prefix}.s.{token}.>", f"{prefix}.n.{token}"):
+                    self._subscriptions.append(
+                        await conn.client.subscribe(subject, cb=self._on_message)
+                    )
+
+    async def wait(self, timeout: float) -> Collection[str]:
+        """Wait for a message or nudge on the streams' subjects, up to *timeout*."""
+        await self.start()
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
+        ready, self._ready = self._ready, set()
+        return ready
+
+    async def aclose(self) -> None:
+        for subscription in self._subscriptions:
+            with contextlib.suppress(*_NATS_ERRORS):
+                await subscription.unsubscribe()
+        self._subscriptions = []
+
+
 class _NatsDelivery(Delivery):
     """A JetStream message pulled by one consumer of a durable."""
 
@@ -849,5 +913,6 @@ class _NatsDelivery(Delivery):
             await self.message.in_progress()
 
     async def release(self) -> None:
-        """NAK without delay: another consumer may take it at once."""
+        """NAK without delay, then a nudge: the other workers of the group look at once."""
         await self._settle(self.message.nak)
+        await self.transport.nudge(self.stream)

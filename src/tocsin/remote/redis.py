@@ -18,6 +18,9 @@ reachable but not answering makes ``publish`` raise ``PublishError`` within it.
   list (PEL) until XACK, so a crash between receiving and acknowledging loses nothing;
 - ``claim_stale`` is XAUTOCLAIM: messages idle in another consumer's PEL for longer
   than the idle timeout move to the caller, and their delivery counter goes up;
+- ``release`` (the hand-back at shutdown) appends the message again for its group, with
+  its delivery count, and acks the old entry, in one transaction: other workers see it
+  at once;
 - ``nack(delay)`` keeps the message pending and schedules it on this transport; when it
   is due, ``consume`` takes it back with XCLAIM (which counts a delivery). If the
   process dies first, XAUTOCLAIM recovers it like any other pending message;
@@ -55,7 +58,7 @@ import hashlib
 import heapq
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -76,6 +79,7 @@ from tocsin.remote.broker import (
     Start,
     Transport,
     TransportError,
+    Watcher,
 )
 
 __all__ = ["DEFAULT_URL", "RedisPubSubTransport", "RedisStreamsTransport"]
@@ -482,6 +486,10 @@ class RedisStreamsTransport(_RedisBase):
 
     # -- consuming
 
+    def watcher(self, streams: Sequence[str]) -> Watcher:
+        """One blocking XREAD over *streams* for the whole worker (see the class)."""
+        return _StreamsWatcher(self, streams)
+
     async def consume(
         self,
         streams: Sequence[str],
@@ -633,12 +641,15 @@ class RedisStreamsTransport(_RedisBase):
                 # A replayed dead letter meant for another group: not ours to handle.
                 await self.aclient.xack(self.key(stream), group, message_id)
                 continue
+            # A handed-back message carries the deliveries it had before.
+            earlier = int(fields.get(b"delivered", b"0") or 0)
             attempt = 1
             if not first:
                 pending = await self.aclient.xpending_range(
                     self.key(stream), group, message_id, message_id, 1
                 )
                 attempt = int(pending[0]["times_delivered"]) if pending else 1
+            attempt += earlier
             found.append(
                 _StreamDelivery(
                     self, stream, group, consumer, message_id, fields.get(b"data", b""), attempt
@@ -689,6 +700,52 @@ class RedisStreamsTransport(_RedisBase):
         return _text(new_id)
 
 
+class _StreamsWatcher(Watcher):
+    """One blocking XREAD (not a group read: it takes nothing) over every stream of a
+    worker, from the newest id seen: whatever the number of groups, one connection
+    waits, and a new message wakes the groups that read its stream at once."""
+
+    def __init__(self, transport: RedisStreamsTransport, streams: Sequence[str]) -> None:
+        super().__init__(streams)
+        self.transport = transport
+        self._ids: dict[str, str] | None = None
+
+    async def start(self) -> None:
+        """Note each stream's newest id (XREVRANGE ... COUNT 1)."""
+        transport = self.transport
+        ids: dict[str, str] = {}
+        with _translated(transport):
+            async with transport.aclient.pipeline(transaction=False) as pipe:
+                for stream in self.streams:
+                    pipe.xrevrange(transport.key(stream), "+", "-", count=1)
+                newest = await pipe.execute()
+        for stream, entries in zip(self.streams, newest, strict=True):
+            ids[transport.key(stream)] = _text(entries[0][0]) if entries else "0-0"
+        self._ids = ids
+
+    async def wait(self, timeout: float) -> Collection[str]:
+        """XREAD BLOCK up to *timeout* from the ids last seen; the streams that moved."""
+        if self._ids is None:
+            await self.start()
+        assert self._ids is not None
+        transport = self.transport
+        with _translated(transport):
+            reply = await transport.aclient.xread(
+                self._ids,  # type: ignore[arg-type]
+                count=100,
+                block=transport._block_ms(timeout) if timeout > 0 else None,
+            )
+        ready: set[str] = set()
+        items = reply.items() if isinstance(reply, dict) else (reply or [])
+        for key, entries in items:
+            if isinstance(entries, list) and entries and isinstance(entries[0], list):
+                entries = entries[0]  # RESP3 nests the entries one level deeper
+            if entries:
+                self._ids[_text(key)] = _text(entries[-1][0])
+                ready.add(_text(key)[len(transport.prefix) :])
+        return ready
+
+
 class _StreamDelivery(Delivery):
     def __init__(
         self,
@@ -730,8 +787,21 @@ class _StreamDelivery(Delivery):
         await self._reset_idle(0)
 
     async def release(self) -> None:
-        # Make it look idle for a day: the next XAUTOCLAIM of any consumer takes it.
-        await self._reset_idle(86_400_000)
+        """Hand back at once: in one transaction, append the message again, for this
+        group only and with its delivery count, and ack this copy. The other workers'
+        watchers see a new entry and fetch it straight away (an idle-timeout takeover
+        would wait for their next XAUTOCLAIM sweep)."""
+        transport = self.transport
+        with _translated(transport):
+            async with transport.aclient.pipeline(transaction=True) as pipe:
+                pipe.xadd(
+                    transport.key(self.stream),
+                    {"data": self.data, "group": self.group, "delivered": self.attempt},
+                    maxlen=transport.maxlen,
+                    approximate=True,
+                )
+                pipe.xack(transport.key(self.stream), self.group, self.message_id)
+                await pipe.execute()
 
     async def _reset_idle(self, idle_ms: int) -> None:
         with _translated(self.transport):

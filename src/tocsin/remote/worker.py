@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from tocsin.remote._concurrency import Batcher, Slots
 from tocsin.remote._retry import RetryPolicy, backoff
-from tocsin.remote.broker import Claim, Delivery, Transport, TransportError
+from tocsin.remote.broker import Claim, Delivery, Transport, TransportError, Watcher
 from tocsin.remote.envelope import Envelope
 from tocsin.remote.errors import RejectedEvent, ReplayedEvent
 from tocsin.remote.receivers import RemoteReceiver, remote_receivers
@@ -75,6 +75,8 @@ class _Subscription:
     receivers: dict[str, list[RemoteReceiver]]  # signal path -> receivers: the allow-list
     envelope: Envelope
     last_claim: float = 0.0
+    # Set by the worker's watcher when one of the group's streams has something new.
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 @dataclasses.dataclass
@@ -274,13 +276,21 @@ class Worker:
             self.transport,
             self.concurrency,
         )
-        loops = [
-            asyncio.create_task(self._consume_loop(s), name=f"consume {s.group}")
-            for s in self.subscriptions
-        ]
+        watcher = self.transport.watcher(
+            sorted({stream for s in self.subscriptions for stream in s.streams})
+        )
+        try:
+            await watcher.start()  # before the first fetch: nothing slips in between
+        except Exception as error:
+            logger.debug("worker %s: watcher: %s (it starts later)", self.consumer, error)
         helpers = [
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._progress_loop(), name="progress"),
+            asyncio.create_task(self._watch_loop(watcher), name="watcher"),
+        ]
+        loops = [
+            asyncio.create_task(self._consume_loop(s), name=f"consume {s.group}")
+            for s in self.subscriptions
         ]
         relaying = [
             asyncio.create_task(relay.run(), name=f"relay {relay.table.name}")
@@ -292,6 +302,8 @@ class Worker:
             # Fetching stops first (each loop finishes its current poll), then in-flight
             # events get their grace period. Relays finish the batch they are moving.
             self._stopping.set()
+            for subscription in self.subscriptions:
+                subscription.wake.set()
             for relay in self.relays:
                 relay.stop()
             await asyncio.gather(*loops, return_exceptions=True)
@@ -395,7 +407,9 @@ class Worker:
                     ready = True
                 # Reserve capacity before fetching: a fetched event is held pending for
                 # this process, so never take more than can run now. Wait for half the
-                # slots, not one, so that a busy worker fetches in batches.
+                # slots, not one, so that a busy worker fetches in batches. The fetch
+                # does not block: an idle group holds no slot, it waits for its wake.
+                subscription.wake.clear()
                 slots = await self._slots.take(max(1, self.concurrency // 2))
                 deliveries = await self._fetch(subscription, slots)
                 self._contact()
@@ -429,6 +443,11 @@ class Worker:
                 task = asyncio.create_task(self._handle(subscription, delivery))
                 self._in_flight[task] = delivery
                 task.add_done_callback(self._finished)
+            if not deliveries:
+                # Woken by the watcher (a message on one of the group's streams), or
+                # after poll_timeout for what it cannot see (due retries, stale claims).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(subscription.wake.wait(), self.poll_timeout)
 
     async def _fetch(self, subscription: _Subscription, count: int) -> list[Delivery]:
         found: list[Delivery] = []
@@ -458,9 +477,32 @@ class Worker:
                 subscription.name,
                 self.consumer,
                 count=count - len(found),
-                timeout=0 if found else self.poll_timeout,
+                timeout=0,
             )
         return found
+
+    async def _watch_loop(self, watcher: Watcher) -> None:
+        # One waiter for every stream of every group: a lone event wakes its groups at
+        # once, however many groups this worker runs (they fetch without blocking).
+        delays = backoff()
+        everything = set(watcher.streams)
+        try:
+            while True:
+                try:
+                    ready = set(await watcher.wait(self.poll_timeout))
+                    delays = backoff()
+                except Exception as error:
+                    # The consume loops report the broker's state; wake them all so
+                    # they find out, and try again.
+                    logger.debug("worker %s: watcher: %s", self.consumer, error)
+                    ready = everything
+                    await asyncio.sleep(next(delays))
+                for subscription in self.subscriptions:
+                    if ready.intersection(subscription.streams):
+                        subscription.wake.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.aclose()
 
     def _contact(self) -> None:
         self._last_contact = time.monotonic()
