@@ -1,4 +1,4 @@
-"""Remote receivers run by Celery workers (``pip install 'tocsin[celery,redis]'``).
+"""Remote receivers run by Celery workers (``pip install 'tocsin[celery]'``).
 
 Teams that already run Celery workers (on RabbitMQ or Redis) can have those workers run
 the receivers declared with :func:`~tocsin.remote.remote_receiver`, instead of running
@@ -29,20 +29,24 @@ of the :mod:`tocsin.remote` guarantees, and how:
   receivers for are accepted. A forged, altered or undeclared event is logged and
   dead-lettered with its reason; it never reaches a receiver;
 - *idempotent by event id, per group*: before a group runs, its event id is **claimed**
-  in the shared store (``SET NX PX``, renewed every ``claim_ttl / 3`` seconds while the
-  receivers run) and, once they returned, **remembered** as handled for ``dedupe_ttl``
-  seconds. A redelivered or duplicated message finds the id handled (skipped) or
-  claimed by another worker (the task is retried a little later, and then skipped). The
-  claim of a worker that died expires after ``claim_ttl`` seconds, and the redelivered
-  message runs then. The store must be shared by every worker: Redis (a per-process
-  store could not see another worker's claim);
+  in the shared store (:meth:`~tocsin.remote.IdempotencyStore.claim`, the message
+  being the task id, which Celery keeps across retries and redeliveries; renewed every
+  ``claim_ttl / 3`` seconds while the receivers run) and, once they returned,
+  **remembered** as handled for ``dedupe_ttl`` seconds. A message whose event a group
+  handled is skipped by that group; a *copy* (the same event in another message) is
+  skipped while the original is being handled; a *redelivery* of the message being
+  handled waits (the task is retried a little later) until the claim is settled, or
+  has expired because its worker died (after ``claim_ttl`` seconds). The store must be
+  shared by every worker: Redis (a per-process store could not see another worker's
+  claim);
 - *retries, then dead letters*: when a group's receivers raise, the task is retried by
-  Celery (``task.retry``) after :class:`~tocsin.remote.RetryPolicy`'s backoff, with the
-  envelope re-signed as the next attempt (so a long backoff never makes it expire).
-  Groups that succeeded are not run again. After ``max_deliveries`` failures, the
-  failing groups' event goes to the dead-letter store (a Redis stream, the same format
-  as the Redis Streams transport's), to be delivered again, to that group only, with
-  :func:`tocsin.remote.replay_dead_letters` on this transport;
+  Celery (``task.retry``) after :class:`~tocsin.remote.RetryPolicy`'s backoff, for the
+  groups still to run only, with the envelope re-signed as the next attempt (so a long
+  backoff never makes it expire). Each group's failures are counted on their own (the
+  count travels in the retry's arguments; waiting for a claim is not a failure); after
+  ``max_deliveries`` failures the group's event goes to the dead-letter store (a Redis
+  stream, the same format as the Redis Streams transport's), to be delivered again, to
+  that group only, with :func:`tocsin.remote.replay_dead_letters` on this transport;
 - *a killed worker loses nothing*: the task is ``acks_late`` and
   ``reject_on_worker_lost``, so the broker hands a message whose worker died to another
   worker. On RabbitMQ that happens as soon as the connection drops. On a Redis broker
@@ -55,6 +59,9 @@ of the :mod:`tocsin.remote` guarantees, and how:
 
 Not supported: ``broadcast=True`` receivers (a Celery message goes to one worker; use
 the Redis Streams or Pub/Sub transport for those), and ordering (Celery gives none).
+Unlike ``tocsin worker``, nothing counts the deliveries of a message that *kills* its
+worker (a crash in native code, the OOM killer): the broker redelivers it again and
+again. Bound that on the broker (RabbitMQ quorum queues' ``delivery-limit``).
 """
 
 from __future__ import annotations
