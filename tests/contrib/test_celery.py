@@ -73,6 +73,7 @@ class Cluster:
         self.record = tmp / "record"
         self.record.touch()
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.pools: dict[str, str] = {}
         self.app = Celery("tocsin-test-publisher", broker=broker)
         self.app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
         self.store = RedisStreamsTransport(store, prefix=self.prefix)
@@ -97,8 +98,9 @@ class Cluster:
         """The dead letters of *stream* (of *group* only)."""
         return self.run(lambda t: t.dead_letters(stream, group=group))  # type: ignore[no-any-return]
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
-        """Start a worker; return once it says it is ready."""
+    def start(self, name: str, pool: str = "solo") -> subprocess.Popen[bytes]:
+        """Start a worker (``pool="prefork"``: two child processes); return once it says
+        it is ready."""
         log = self.tmp / f"{name}.log"
         env = dict(
             os.environ,
@@ -117,8 +119,8 @@ class Cluster:
             "-A",
             "tests.contrib.celery_app",
             "worker",
-            "--pool=solo",
-            "--concurrency=1",
+            f"--pool={pool}",
+            f"--concurrency={1 if pool == 'solo' else 2}",
             "--prefetch-multiplier=1",
             "--without-gossip",
             "--without-mingle",
@@ -130,6 +132,7 @@ class Cluster:
         with log.open("ab") as out:
             process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.workers[name] = process
+        self.pools[name] = pool
         wait_for(
             lambda: " ready." in self.log(name) or process.poll() is not None,
             PATIENCE,
@@ -191,13 +194,14 @@ class Cluster:
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    """Two Celery workers on RabbitMQ (or Redis as the broker), a Redis store."""
+    """Two Celery workers on RabbitMQ (or Redis as the broker), a Redis store: one runs
+    tasks in its own process (solo pool), the other in two forked children (prefork)."""
     store = redis_or_skip()
     broker = amqp_or_skip() if request.param == "amqp" else REDIS_URL
     cluster = Cluster(broker, store, tmp_path_factory.mktemp(f"celery-{request.param}"))
     try:
         cluster.start("w1")
-        cluster.start("w2")
+        cluster.start("w2", pool="prefork")
         yield cluster
     finally:
         cluster.stop()
@@ -327,9 +331,13 @@ def test_a_worker_killed_mid_receiver_has_its_event_run_by_another(
     first = wait_for(lambda: cluster.lines(mark), PATIENCE, "a worker to start the receiver")
     (tag, victim_pid), *_ = first
     assert tag == "start"
-    victim = next(name for name, p in cluster.workers.items() if p.pid == victim_pid)
-    cluster.workers[victim].send_signal(signal.SIGKILL)
-    cluster.workers[victim].wait(10)
+    # A solo worker runs the receiver itself: kill the worker, the broker redelivers when
+    # its connection drops (acks_late). A prefork child: kill the child, its parent hands
+    # the message back (reject_on_worker_lost).
+    victim = next((name for name, p in cluster.workers.items() if p.pid == victim_pid), None)
+    os.kill(victim_pid, signal.SIGKILL)
+    if victim is not None:
+        cluster.workers[victim].wait(10)
     cluster.flag(mark, "go").touch()
     wait_for(lambda: cluster.tags(mark)["end"] == 1, PATIENCE, "the survivor to finish it")
     starts = [pid for tag, pid in cluster.lines(mark) if tag == "start"]
@@ -338,7 +346,8 @@ def test_a_worker_killed_mid_receiver_has_its_event_run_by_another(
     assert starts[0] == victim_pid
     assert starts[1] != victim_pid
     assert ends == [starts[1]]
-    cluster.start(victim)  # for the tests that follow
+    if victim is not None:
+        cluster.start(victim, cluster.pools[victim])  # for the tests that follow
 
 
 @on_rabbitmq
