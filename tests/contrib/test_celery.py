@@ -268,7 +268,7 @@ def test_each_group_runs_each_event_exactly_once(
     assert cluster.tags(mark) == Counter(emails=1, audit=1)
 
 
-def test_a_forged_or_altered_message_never_reaches_a_receiver(cluster: Cluster) -> None:
+def test_forged_altered_or_undeclared_events_never_reach_a_receiver(cluster: Cluster) -> None:
     stream = "tests.contrib.celery_receivers.order_placed"
     mark = marker()
     forged = Envelope(Keyring({"test1": b"not the real key, 32 bytes long!"}))
@@ -278,19 +278,26 @@ def test_a_forged_or_altered_message_never_reaches_a_receiver(cluster: Cluster) 
     other = marker()
     genuine["body"] = genuine["body"].replace(mark, other)  # altered after signing
     cluster.transport.publish(stream, json.dumps(genuine).encode())
+    # Signed with the right key, but naming a signal no receiver is declared for.
+    third = marker()
+    undeclared = new_event("tests.contrib.celery_receivers.undeclared", None, {"marker": third})
+    cluster.transport.publish(stream, cluster.envelope.encode(undeclared))
 
     def rejected() -> list[Any]:
         letters = cluster.dead_letters(stream)
-        mine = [x for x in letters if mark.encode() in x.data or other.encode() in x.data]
-        return mine if len(mine) == 2 else []
+        mine = [x for x in letters if any(m.encode() in x.data for m in (mark, other, third))]
+        return mine if len(mine) == 3 else []
 
-    letters = wait_for(rejected, PATIENCE, "the two rejections to be dead-lettered")
+    letters = wait_for(rejected, PATIENCE, "the three rejections to be dead-lettered")
     assert sorted(letter.reason.split(":")[0] for letter in letters) == [
         "rejected (bad-signature)",
         "rejected (bad-signature)",
+        "rejected (unknown-signal)",
     ]
+    assert "rejected event <unknown id> (bad-signature)" in cluster.logs()
     assert cluster.tags(mark) == Counter()
     assert cluster.tags(other) == Counter()
+    assert cluster.tags(third) == Counter()
 
 
 def test_a_failing_group_is_retried_then_dead_lettered_and_replayed(
