@@ -398,6 +398,19 @@ def test_on_commit_sends_only_when_the_transaction_commits(
         unpublish(celery_receivers.order_placed, cluster.transport)
 
 
+def test_async_code_publishes_with_asend(
+    cluster: Cluster, published: Callable[[Any], None]
+) -> None:
+    published(celery_receivers.order_placed)
+    mark = marker()
+
+    async def main() -> None:
+        await celery_receivers.order_placed.asend(sender=None, marker=mark)
+
+    asyncio.run(main())
+    wait_for(lambda: cluster.tags(mark) == Counter(emails=1, audit=1), PATIENCE, "the event")
+
+
 def test_an_unreachable_broker_is_a_publish_error() -> None:
     app = Celery("tocsin-test-down", broker="amqp://guest:guest@127.0.0.1:1//")
     app.conf.broker_connection_timeout = 0.5
