@@ -173,7 +173,7 @@ class CeleryTransport(TransportWrapper):
         try:
             result = self.app.send_task(
                 self.task_name,
-                args=(stream, data.decode("ascii")),
+                args=(stream, data.decode("utf-8")),
                 kwargs=kwargs,
                 queue=self.queue,
                 serializer="json",
