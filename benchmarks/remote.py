@@ -6,16 +6,20 @@ the same run, so that the ratio says what tocsin costs over Redis itself:
 - **publish**: ``signal.send()`` of a published signal (encode, sign, XADD) against a
   loop of XADDs of pre-encoded bytes of the same size, one round trip per event for both
   (same batching: none). Ratio = plain time / tocsin time (1.0: as fast; target >= 0.7).
-- **end to end**: N events published, then consumed by a :class:`Worker` (verify, check
-  the idempotency store, call an async receiver, remember, XACK) against a plain loop of
-  XREADGROUP (COUNT = the worker's concurrency) and one XACK per event; both timed from
-  the first publish to the last ack. Ratio as above (target >= 0.5). Batching: both
-  read up to ``concurrency`` (8) entries per XREADGROUP; the worker then checks the
-  batch's ids with one MGET and settles it (SET NX + XACK of every id) in one script
-  call, where the plain loop sends one XACK per entry. A second plain loop, with one
+- **end to end**: N events published, then consumed by a :class:`Worker` (verify, claim
+  the event id in the idempotency store, call an async receiver, remember, XACK) against
+  a plain loop of XREADGROUP (COUNT = the worker's concurrency) and one XACK per event;
+  both timed from the first publish to the last ack. Ratio as above (target >= 0.5).
+  Batching: both read up to ``concurrency`` (8) entries per XREADGROUP; the worker then
+  claims the batch's ids with one script call and settles it (SET + XACK of every id)
+  in another, where the plain loop sends one XACK per entry. A second plain loop, with one
   XACK of the whole batch, is shown too: the like-for-like figure for the acks.
 - **latency** p50/p99 from ``send()`` to the remote receiver, events published at a
   fixed rate while a worker runs in another thread.
+- **a lone event, many groups**: p50/p99 from publish to receiver of one event at a time
+  on an idle broker, to one group of a worker running 1, 12 or 50 groups (one group
+  per receiver, each on a stream of its own: the default layout, where receivers are of
+  different signals), with the worker's default settings.
 - **memory with a slow consumer**: the worker's traced Python memory (tracemalloc peak)
   while it drains a backlog with a slow receiver, for a backlog and one four times as
   long: bounded means the second is not four times the first (the worker fetches no
@@ -68,6 +72,8 @@ class Settings:
     latency_rate: float  # events per second
     latency_seconds: float
     memory_backlog: int
+    lone_events: int = 200
+    group_counts: tuple[int, ...] = (1, 12, 50)
     concurrency: int = 8
 
 
@@ -84,6 +90,8 @@ QUICK = Settings(
     latency_rate=200,
     latency_seconds=0.5,
     memory_backlog=100,
+    lone_events=6,
+    group_counts=(1, 12),
 )
 
 
@@ -102,6 +110,9 @@ class Results:
     memory_small: int = 0
     memory_large: int = 0
     max_in_flight: int = 0
+    # groups in the worker -> p50 / p99 of a lone event's latency
+    lone_p50: dict[int, float] = field(default_factory=dict)
+    lone_p99: dict[int, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -336,6 +347,68 @@ def bench_latency(url: str, prefix: str, settings: Settings, results: Results) -
     results.latency_p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+# -- a lone event, many groups ------------------------------------------------------------
+
+
+def bench_many_groups(url: str, prefix: str, settings: Settings, results: Results) -> None:
+    for groups in settings.group_counts:
+        latencies = _lone_events(url, prefix, groups, settings.lone_events)
+        results.lone_p50[groups] = statistics.median(latencies)
+        results.lone_p99[groups] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+
+
+def _lone_events(url: str, prefix: str, groups: int, events: int) -> list[float]:
+    from tocsin.remote import new_event
+
+    envelope = Envelope(KEY)
+    tag = uuid.uuid4().hex[:6]
+    names = [f"lone-{tag}-{n}" for n in range(groups)]
+    arrived: dict[str, float] = {}
+    for name in names:
+
+        async def receive(sender: Any, sent: str, _name: str = name, **kwargs: Any) -> None:
+            arrived[sent] = time.perf_counter()
+
+        remote_receiver(bench_event, group=name, stream=name)(receive)
+    stop = threading.Event()
+    started = threading.Event()
+
+    async def consume() -> None:
+        worker = Worker(_transport(url, prefix), envelope, groups=names)
+        worker.start()
+        await asyncio.sleep(0.5)  # every group created, idle
+        started.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+        await worker.stop()
+
+    thread = threading.Thread(target=asyncio.run, args=(consume(),))
+    transport = _transport(url, prefix)
+    latencies: list[float] = []
+    try:
+        thread.start()
+        started.wait(30)
+        path = bench_event_path()
+        for number in range(events):
+            target = names[(number * 7919) % groups]  # spread over the groups
+            key = f"{target}:{number}"
+            data = envelope.encode(new_event(path, None, {"sent": key}))
+            sent_at = time.perf_counter()
+            transport.publish(target, data)
+            deadline = sent_at + 30
+            while key not in arrived and time.perf_counter() < deadline:
+                time.sleep(0.0002)
+            if key in arrived:
+                latencies.append(arrived[key] - sent_at)
+            time.sleep(0.02)  # idle again: every group back to waiting
+    finally:
+        stop.set()
+        thread.join(60)
+        clear_remote_receivers(names)
+        transport.close()
+    return sorted(latencies)
+
+
 # -- memory with a slow consumer -----------------------------------------------------------
 
 
@@ -396,6 +469,7 @@ def run(quick: bool = False, url: str = REDIS_URL) -> Results:
         bench_publish(url, prefix, settings, results)
         bench_e2e(url, prefix, settings, results)
         bench_latency(url, prefix, settings, results)
+        bench_many_groups(url, prefix, settings, results)
         bench_memory(url, prefix, settings, results)
     finally:
         _clean(url, prefix)
@@ -414,7 +488,7 @@ def markdown(results: Results) -> str:
             f"| {results.publish_tocsin:.3f} s | {results.publish_plain:.3f} s "
             f"| {results.publish_ratio:.2f} | >= 0.7 |",
             f"| end to end, {s['e2e_events']} events | XREADGROUP COUNT {batch}; plain: "
-            f"XACK per entry; tocsin: MGET + (SET NX, XACK) per batch "
+            f"XACK per entry; tocsin: claim script + (SET, XACK) per batch "
             f"| {results.e2e_tocsin:.3f} s | {results.e2e_plain:.3f} s "
             f"| {results.e2e_ratio:.2f} | >= 0.5 |",
             f"| end to end, plain acking per batch | XREADGROUP COUNT {batch}, "
@@ -423,6 +497,14 @@ def markdown(results: Results) -> str:
             "",
             f"latency at {s['latency_rate']:g} events/s ({results.latency_events} events): "
             f"p50 {results.latency_p50 * 1000:.2f} ms, p99 {results.latency_p99 * 1000:.2f} ms",
+            "",
+            f"a lone event ({s['lone_events']} one at a time, idle broker) to one group of a "
+            "worker running N groups: "
+            + "; ".join(
+                f"{n} group(s): p50 {results.lone_p50[n] * 1000:.2f} ms, "
+                f"p99 {results.lone_p99[n] * 1000:.2f} ms"
+                for n in sorted(results.lone_p50)
+            ),
             "",
             f"memory, slow consumer (2 ms per event, concurrency 4): traced peak "
             f"{results.memory_small / 1024:.0f} KiB draining {s['memory_backlog']} events, "

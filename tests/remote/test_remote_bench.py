@@ -17,4 +17,6 @@ def test_remote_benchmark_quick(redis_url: str, capsys: pytest.CaptureFixture[st
     # Bounded: the worker never holds more than its concurrency.
     assert results.max_in_flight <= 4
     assert results.memory_small > 0
+    assert sorted(results.lone_p50) == list(remote.QUICK.group_counts)
+    assert all(0 < results.lone_p50[n] <= results.lone_p99[n] for n in results.lone_p50)
     assert "publish" in remote.markdown(results)

@@ -13,7 +13,7 @@
 ``publish`` connects a :class:`Publisher` to the signal as an ordinary receiver, held
 strongly and with a very high priority (:data:`PUBLISH_PRIORITY`), so it runs first, and
 whatever mutes the signal's receivers mutes its publishing too. Each send is encoded as
-one :class:`~tocsin.remote.envelope.Event` (the signal's dotted path, the sender and the
+one :class:`~tocsin.remote.Event` (the signal's dotted path, the sender and the
 keyword arguments, a fresh id and the origin) and written to the stream named after the
 signal's dotted path (or ``stream=``).
 

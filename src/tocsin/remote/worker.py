@@ -14,11 +14,21 @@ the same in every group and on every redelivery: an idempotency key) and
   whose worker died is taken over by another worker once it has been idle for
   ``claim_idle`` seconds (a worker renews its in-flight events every ``claim_idle / 3``
   seconds, so a slow receiver is not mistaken for a dead one);
-- *duplicates suppressed*: once handled, an event id is remembered per group for
+- *one run per event and group*: before the receivers run, the event id is claimed for
+  the group (:meth:`~tocsin.remote.IdempotencyStore.claim`, expiring after
+  ``claim_idle``, renewed with the event), so a copy that another worker is handling is
+  acknowledged, not run; once handled, the id is remembered per group for
   ``dedupe_ttl`` seconds (default one day; never shorter than the envelope's replay
-  window), and a redelivery of it within that time is acknowledged without running the
-  receivers again. A worker that dies *during* a receiver causes it to run again: make
-  receivers idempotent, or key their effects on ``event_id``;
+  window), and a redelivery within that time is acknowledged without running the
+  receivers again. A worker that dies *during* a receiver causes it to run again once
+  its claim expired: make receivers idempotent, or key their effects on ``event_id``;
+- *broker outages*: a settle (remember, then ack) that fails is retried with backoff for
+  up to ``settle_timeout`` seconds, so an event handled during an outage is not run again;
+- *latency*: a worker running several groups has one
+  :class:`~tocsin.remote.broker.Watcher` wait on every stream of its groups and wake
+  the group whose stream moved; the groups fetch without blocking, so a lone event
+  arrives at once however many groups the worker runs (a worker of one group blocks in
+  its own read, one round trip less per event);
 - *retries*: a receiver that raises is retried after ``retry_backoff * 2 ** (attempt-1)``
   seconds (capped at ``retry_backoff_max``), until ``max_deliveries`` deliveries; then
   the event goes to the dead-letter store, from where ``tocsin deadletter replay``
@@ -28,7 +38,7 @@ the same in every group and on every redelivery: an idempotency key) and
   already accepted, which are dropped;
 - *graceful shutdown*: :meth:`Worker.stop` (SIGTERM/SIGINT under ``tocsin worker``) stops
   fetching, waits up to ``shutdown_timeout`` seconds for the events in flight, and hands
-  back any still running for immediate takeover by another worker; none is lost.
+  back any still running: the other workers see it at once; none is lost.
 """
 
 from __future__ import annotations
@@ -172,6 +182,7 @@ class Worker:
         self._settle: Batcher[tuple[Delivery, str], None] | None = None
         self._last_contact = 0.0
         self._broker_down = False
+        self._watching = False
 
     @property
     def max_deliveries(self) -> int:
@@ -276,18 +287,22 @@ class Worker:
             self.transport,
             self.concurrency,
         )
-        watcher = self.transport.watcher(
-            sorted({stream for s in self.subscriptions for stream in s.streams})
-        )
-        try:
-            await watcher.start()  # before the first fetch: nothing slips in between
-        except Exception as error:
-            logger.debug("worker %s: watcher: %s (it starts later)", self.consumer, error)
         helpers = [
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._progress_loop(), name="progress"),
-            asyncio.create_task(self._watch_loop(watcher), name="watcher"),
         ]
+        # One group blocks in its own read (nothing else waits for the slots it holds);
+        # several share one watcher and fetch without blocking (see _consume_loop).
+        self._watching = len(self.subscriptions) > 1
+        if self._watching:
+            watcher = self.transport.watcher(
+                sorted({stream for s in self.subscriptions for stream in s.streams})
+            )
+            try:
+                await watcher.start()  # before the first fetch: nothing slips in between
+            except Exception as error:
+                logger.debug("worker %s: watcher: %s (it starts later)", self.consumer, error)
+            helpers.append(asyncio.create_task(self._watch_loop(watcher), name="watcher"))
         loops = [
             asyncio.create_task(self._consume_loop(s), name=f"consume {s.group}")
             for s in self.subscriptions
@@ -407,8 +422,9 @@ class Worker:
                     ready = True
                 # Reserve capacity before fetching: a fetched event is held pending for
                 # this process, so never take more than can run now. Wait for half the
-                # slots, not one, so that a busy worker fetches in batches. The fetch
-                # does not block: an idle group holds no slot, it waits for its wake.
+                # slots, not one, so that a busy worker fetches in batches. With several
+                # groups the fetch does not block: an idle group holds no slot, it waits
+                # for its wake.
                 subscription.wake.clear()
                 slots = await self._slots.take(max(1, self.concurrency // 2))
                 deliveries = await self._fetch(subscription, slots)
@@ -443,7 +459,7 @@ class Worker:
                 task = asyncio.create_task(self._handle(subscription, delivery))
                 self._in_flight[task] = delivery
                 task.add_done_callback(self._finished)
-            if not deliveries:
+            if self._watching and not deliveries:
                 # Woken by the watcher (a message on one of the group's streams), or
                 # after poll_timeout for what it cannot see (due retries, stale claims).
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -477,7 +493,10 @@ class Worker:
                 subscription.name,
                 self.consumer,
                 count=count - len(found),
-                timeout=0,
+                # Alone, a group may block in its read while holding the slots; with
+                # others, it must not (they would wait for the slots: the watcher
+                # wakes it instead).
+                timeout=0 if found or self._watching else self.poll_timeout,
             )
         return found
 
