@@ -62,6 +62,10 @@ the Redis Streams or Pub/Sub transport for those), and ordering (Celery gives no
 Unlike ``tocsin worker``, nothing counts the deliveries of a message that *kills* its
 worker (a crash in native code, the OOM killer): the broker redelivers it again and
 again. Bound that on the broker (RabbitMQ quorum queues' ``delivery-limit``).
+
+Pools: tested with ``solo`` and ``prefork`` (each process starts its own event loop
+thread for the store's asyncio client); ``threads`` should work; ``gevent``/``eventlet``
+are untested.
 """
 
 from __future__ import annotations
@@ -444,7 +448,9 @@ class _Runner:
         # The message is the task id, which Celery keeps across retries and redeliveries:
         # a redelivery of a message being handled is "busy", a copy sent as another
         # message is a "copy" (see tocsin.remote.Claim).
-        consumer = f"{socket.gethostname()}:{os.getpid()}"
+        # The consumer is this execution thread: under a threads or gevent pool two
+        # deliveries of one message in one process must not both get "claimed".
+        consumer = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         raw = data.encode("utf-8") if isinstance(data, str) else b""
         receivers = self._receivers(stream)
         envelope = self._envelope(stream, receivers)
