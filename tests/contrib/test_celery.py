@@ -411,6 +411,21 @@ def test_async_code_publishes_with_asend(
     wait_for(lambda: cluster.tags(mark) == Counter(emails=1, audit=1), PATIENCE, "the event")
 
 
+def test_task_arguments_are_not_trusted(cluster: Cluster) -> None:
+    # Only the envelope is signed: retry arguments of the wrong shape mean "every group,
+    # no failures so far", never a crash or a skipped group.
+    mark = marker()
+    data = raw_event(cluster, "order_placed", mark).decode()
+    cluster.app.send_task(
+        "tocsin.deliver",
+        args=("tests.contrib.celery_receivers.order_placed", data),
+        kwargs={"groups": "emails", "failures": {"emails": "many", "audit": 99.5}},
+        queue=cluster.queue,
+        serializer="json",
+    )
+    wait_for(lambda: cluster.tags(mark) == Counter(emails=1, audit=1), PATIENCE, "both groups")
+
+
 def test_an_unreachable_broker_is_a_publish_error() -> None:
     app = Celery("tocsin-test-down", broker="amqp://guest:guest@127.0.0.1:1//")
     app.conf.broker_connection_timeout = 0.5
