@@ -426,6 +426,57 @@ def test_task_arguments_are_not_trusted(cluster: Cluster) -> None:
     wait_for(lambda: cluster.tags(mark) == Counter(emails=1, audit=1), PATIENCE, "both groups")
 
 
+def test_in_one_process_broadcast_receivers_are_left_out_and_bad_payloads_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The task run in this process (Celery's apply), with a real Redis store: what a
+    # worker does with a message, without a broker.
+    from tocsin.remote import clear_remote_receivers, remote_receiver
+
+    store_url = redis_or_skip()
+    monkeypatch.setenv("TOCSIN_TEST_RECORD", str(tmp_path / "record"))
+    prefix = f"tocsin-test:{uuid.uuid4().hex[:10]}:"
+    store = RedisStreamsTransport(store_url, prefix=prefix)
+    transport = CeleryTransport(Celery("in-process", broker="memory://"), store)
+    key_id, _, secret = TEST_KEYS.partition(":")
+    envelope = Envelope(Keyring({key_id: base64.b64decode(secret)}))
+    task = transport.install(envelope)
+
+    @remote_receiver(celery_receivers.order_placed, group="everywhere", broadcast=True)
+    def everywhere(sender: Any, marker: str, **kwargs: Any) -> None:
+        celery_receivers.record("everywhere", marker)
+
+    stream = "tests.contrib.celery_receivers.order_placed"
+    try:
+        mark = marker()
+        data = envelope.encode(new_event(stream, None, {"marker": mark}))
+        assert task.apply(args=(stream, data.decode())).get() == "handled: ['emails', 'audit']"
+        assert "broadcast group 'everywhere' is not run by Celery workers" in caplog.text
+        records = (tmp_path / "record").read_text().split()
+        assert sorted(records[0::4]) == ["audit", "emails"]
+        assert task.apply(args=(stream, 42)).get() == "rejected (malformed)"
+
+        async def letters() -> list[Any]:
+            # A client of this loop's own (the store's belongs to the task's loop).
+            reader = RedisStreamsTransport(store_url, prefix=prefix)
+            try:
+                return await reader.dead_letters(stream)
+            finally:
+                await reader.aclose()
+
+        [letter] = asyncio.run(letters())
+        assert letter.reason == "rejected (malformed): task payload is int, not the envelope's str"
+    finally:
+        clear_remote_receivers(["everywhere"])
+        import redis
+
+        client = redis.Redis.from_url(store_url)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
 def test_an_unreachable_broker_is_a_publish_error() -> None:
     app = Celery("tocsin-test-down", broker="amqp://guest:guest@127.0.0.1:1//")
     app.conf.broker_connection_timeout = 0.5

@@ -562,7 +562,8 @@ class _Runner:
                 ", ".join(repr(group) for group in busy),
             )
         if not again and not busy:
-            return _Outcome(f"handled: {done}; dead-lettered: {sorted(failed)}")
+            given_up = f"; dead-lettered: {sorted(failed)}" if failed else ""
+            return _Outcome(f"handled: {done}{given_up}")
         delay = max(
             (self.retry.delay(count) for count in again.values()),
             default=min(self.claim_ttl / 2, 5.0),
