@@ -398,6 +398,33 @@ def test_on_commit_sends_only_when_the_transaction_commits(
         unpublish(celery_receivers.order_placed, cluster.transport)
 
 
+def test_the_outbox_relays_to_celery_only_what_committed(cluster: Cluster, tmp_path: Path) -> None:
+    from sqlalchemy import MetaData, create_engine
+    from sqlalchemy.orm import Session
+
+    from tocsin.contrib.sqlalchemy.outbox import OutboxTransport, Relay, outbox_table, writing_to
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+    table = outbox_table(MetaData())
+    table.metadata.create_all(engine)
+    outbox = OutboxTransport(cluster.transport, table)
+    publish(celery_receivers.order_placed, outbox, cluster.envelope)
+    try:
+        kept, dropped = marker(), marker()
+        with Session(engine) as session, writing_to(session):
+            celery_receivers.order_placed.send(sender=None, marker=dropped)
+            session.rollback()
+        with Session(engine) as session, writing_to(session):
+            celery_receivers.order_placed.send(sender=None, marker=kept)
+            session.commit()
+        assert Relay(engine, cluster.transport, table).relay_once() == 1
+        wait_for(lambda: cluster.tags(kept) == Counter(emails=1, audit=1), PATIENCE, "it")
+        assert cluster.tags(dropped) == Counter()
+    finally:
+        unpublish(celery_receivers.order_placed, outbox)
+        engine.dispose()
+
+
 def test_async_code_publishes_with_asend(
     cluster: Cluster, published: Callable[[Any], None]
 ) -> None:
