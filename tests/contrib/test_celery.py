@@ -1,6 +1,7 @@
 """Remote receivers run by real `celery worker` processes, on RabbitMQ and on Redis.
 
-Two solo-pool workers per broker serve one queue of this test run; events are published
+Two workers per broker (one solo pool, one prefork pool of two children) serve one queue
+of this test run; events are published
 from the test process with ``tocsin.remote.publish`` and a :class:`CeleryTransport`, the
 receivers (tests/contrib/celery_receivers.py) record what ran where, and every wait is
 bounded (polling for an outcome, never timing one).
