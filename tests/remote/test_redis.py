@@ -19,6 +19,7 @@ import pytest
 
 from tests.remote import sample_receivers
 from tests.remote.helpers import (
+    Output,
     free_port,
     records,
     redis_pings,
@@ -78,22 +79,24 @@ def test_publish_then_consume_in_another_process_every_group(
 def test_two_workers_of_one_group_split_the_load(redis_url, prefix, transport, envelope):
     record = f"{prefix}record"
     workers = [
-        start_worker(redis_url, prefix, record, "--group", "billing", "--concurrency", "1")
+        Output(start_worker(redis_url, prefix, record, "--group", "billing", "--concurrency", "1"))
         for _ in range(2)
     ]
     try:
-        time.sleep(1.0)  # both are reading
+        # Both started (on a loaded machine one may take seconds longer than the other).
+        wait_for(lambda: all(w.has("started:") for w in workers), 30, "both workers")
+        time.sleep(0.2)  # and reading
         for order in range(12):
             transport.publish(
                 ORDER, envelope.encode(new_event(ORDER, None, {"order": order, "sleep": 0.05}))
             )
         wait_for(lambda: len(done(redis_url, record, "billing")) == 12, what="12 events")
     finally:
-        outputs = [stop(w) for w in workers]
+        outputs = [w.stop() for w in workers]
     handled = done(redis_url, record, "billing")
     assert sorted(r["order"] for r in handled) == list(range(12)), outputs
     by_pid = Counter(r["pid"] for r in handled)
-    assert set(by_pid) == {w.pid for w in workers}, by_pid
+    assert set(by_pid) == {w.process.pid for w in workers}, by_pid
 
 
 def test_kill_9_mid_event_is_reclaimed_and_handled_exactly_once(

@@ -253,3 +253,61 @@ def test_claims_exclude_other_consumers_and_expire(kind: str, request: Any) -> N
     assert asyncio.run(scenario()) == [
         "claimed", "copy", "busy", "claimed", "copy", "claimed", "claimed", "done",
     ]  # fmt: skip
+
+
+runner_signal = Signal()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_the_envelope_api_runs_an_event_without_a_worker(
+    kind: str, request: Any, envelope: Envelope
+) -> None:
+    """What a task queue's worker does with a signed envelope: verify and decode it,
+    claim its id for the group, call the receivers, remember it; or dead-letter it."""
+    from tocsin.remote import DeadLetter, remote_receivers
+
+    if kind == "memory":
+        transport: Any = MemoryTransport()
+    else:
+        transport = RedisStreamsTransport(
+            request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("prefix")
+        )
+    path = f"{__name__}.runner_signal"
+    calls: list[dict[str, Any]] = []
+
+    @remote_receiver(runner_signal, group="tasks")
+    def on_event(sender: Any, **kwargs: Any) -> None:
+        calls.append(kwargs)
+
+    data = envelope.encode(new_event(path, None, {"n": 1}))
+
+    async def run_task(task_id: str) -> str:
+        event = envelope.decode(data, redelivered=task_id != "t1")
+        verdict: str = await transport.claim(
+            "tasks", event.id, consumer="celery@host", message=task_id, ttl=60
+        )
+        if verdict != "claimed":
+            return verdict
+        for entry in remote_receivers(["tasks"]):
+            if entry.signal_path == event.signal and entry.matches(event.sender):
+                await entry.call(event)
+        await transport.remember("tasks", event.id, 3600)
+        return verdict
+
+    async def scenario() -> list[str]:
+        outcomes = [await run_task("t1"), await run_task("t2")]  # t2: a duplicate task
+        letter = DeadLetter("", path, "tasks", "t3", data, 3, "gave up", 0.0)
+        stored = await transport.add_dead_letter(letter)
+        [listed] = await transport.dead_letters(path, group="tasks")
+        assert (listed.id, listed.data, listed.attempts, listed.reason) == (
+            stored,
+            data,
+            3,
+            "gave up",
+        )
+        await transport.aclose()
+        return outcomes
+
+    assert asyncio.run(scenario()) == ["claimed", "done"]
+    assert [call["n"] for call in calls] == [1]
+    assert calls[0]["signal"] is runner_signal

@@ -338,6 +338,14 @@ class DeadLetterStore(abc.ABC):
     async def delete_dead_letters(self, stream: str, ids: Sequence[str]) -> int:
         """Remove the dead letters *ids*; returns how many were removed."""
 
+    async def add_dead_letter(self, letter: DeadLetter) -> str:
+        """Store *letter* (its ``id`` is ignored) and return its id in the store.
+
+        For consumers that settle without a :class:`Delivery` (a task queue's worker
+        giving up on an event): what :meth:`Delivery.dead_letter` writes, without the ack.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot store dead letters directly")
+
     @abc.abstractmethod
     async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
         """Deliver *data* (*letter*'s event, usually re-signed) again to *letter*'s group
@@ -467,6 +475,10 @@ class TransportWrapper(Transport):
     async def delete_dead_letters(self, stream: str, ids: Sequence[str]) -> int:
         """The target's."""
         return await self.target.delete_dead_letters(stream, ids)
+
+    async def add_dead_letter(self, letter: DeadLetter) -> str:
+        """The target's."""
+        return await self.target.add_dead_letter(letter)
 
     async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
         """The target's."""

@@ -290,6 +290,13 @@ class MemoryTransport(Transport):
             state.dead = [d for d in state.dead if d.id not in ids]
             return before - len(state.dead)
 
+    async def add_dead_letter(self, letter: DeadLetter) -> str:
+        """Store *letter* under a new id; returns it."""
+        with self._lock:
+            stored = dataclasses.replace(letter, id=f"{next(self._ids)}-0")
+            self._streams.setdefault(letter.stream, _Stream()).dead.append(stored)
+            return stored.id
+
     async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
         """Deliver *data* again to *letter*'s group only and drop *letter*."""
         with self._lock:

@@ -714,24 +714,43 @@ class NatsJetStreamTransport(Transport):
     # -- dead letters
 
     async def _write_dead_letter(self, delivery: _NatsDelivery, reason: str) -> None:
+        letter = DeadLetter(
+            id="",
+            stream=delivery.stream,
+            group=delivery.group,
+            message_id=delivery.message_id,
+            data=delivery.data,
+            attempts=delivery.attempt,
+            reason=reason,
+            failed_at=time.time(),
+        )
+        await self._add_letter(letter)
+
+    async def _add_letter(self, letter: DeadLetter) -> str:
         conn = await self._conn()
-        await self._ensure_dead_stream(conn, delivery.stream)
+        await self._ensure_dead_stream(conn, letter.stream)
         record = {
-            "group": delivery.group,
-            "message_id": delivery.message_id,
-            "attempts": delivery.attempt,
-            "reason": reason[:2000],
-            "failed_at": time.time(),
-            "data": base64.b64encode(delivery.data).decode("ascii"),
+            "group": letter.group,
+            "message_id": letter.message_id,
+            "attempts": letter.attempts,
+            "reason": letter.reason[:2000],
+            "failed_at": letter.failed_at,
+            "data": base64.b64encode(letter.data).decode("ascii"),
         }
         # Same message and delivery count: the same letter, dropped if written twice.
-        msg_id = f"dl:{delivery.group}:{delivery.message_id}:{delivery.attempt}"
-        await conn.js.publish(
-            f"{self.prefix}.dead.{_ident(delivery.stream)}",
+        msg_id = f"dl:{letter.group}:{letter.message_id}:{letter.attempts}"
+        ack = await conn.js.publish(
+            f"{self.prefix}.dead.{_ident(letter.stream)}",
             json.dumps(record).encode(),
             timeout=self.publish_timeout,
             headers={"Nats-Msg-Id": hashlib.sha256(msg_id.encode()).hexdigest()[:32]},
         )
+        return str(ack.seq)
+
+    async def add_dead_letter(self, letter: DeadLetter) -> str:
+        """Write *letter* to the dead-letter stream; returns its sequence number there."""
+        with _translated(self):
+            return await self._add_letter(letter)
 
     async def dead_letters(
         self, stream: str, *, group: str | None = None, count: int = 100

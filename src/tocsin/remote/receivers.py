@@ -24,7 +24,9 @@ The worker (:mod:`tocsin.remote.worker`) calls them as Django calls receivers, w
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import inspect
 import sys
 import threading
 import warnings
@@ -34,6 +36,7 @@ from typing import Any, TypeVar
 from tocsin._dispatcher import Signal
 from tocsin._registry import dotted_path
 from tocsin.inspect import check_receiver
+from tocsin.remote._event import Event
 
 __all__ = [
     "RemoteReceiver",
@@ -100,6 +103,25 @@ class RemoteReceiver:
     def matches(self, sender: object) -> bool:
         """Whether an event sent by *sender* is for this receiver."""
         return self.sender is None or self.sender is sender or self.sender == sender
+
+    async def call(self, event: Event) -> Any:
+        """Call the receiver with *event* as the worker does; return what it returned.
+
+        Keyword arguments: ``signal``, ``sender``, the event's own, ``event_id`` and
+        ``event_origin``. A sync receiver runs in a thread (``asyncio.to_thread``), an
+        async one on the running loop. For runners other than :class:`Worker` (a task
+        queue's worker) that decoded the event themselves.
+        """
+        named = dict(event.kwargs)
+        named.update(
+            signal=self.signal, sender=event.sender, event_id=event.id, event_origin=event.origin
+        )
+        if self.is_async:
+            return await self.receiver(**named)
+        result = await asyncio.to_thread(self.receiver, **named)
+        if inspect.isawaitable(result):
+            return await result
+        return result
 
 
 _lock = threading.Lock()

@@ -170,6 +170,19 @@ def _claim_verdict(reply: Any) -> Claim:
     raise TransportError(f"Redis: unexpected claim reply {_text(reply)[:40]!r}")
 
 
+def _letter_of(delivery: Delivery, reason: str) -> DeadLetter:
+    return DeadLetter(
+        id="",
+        stream=delivery.stream,
+        group=delivery.group,
+        message_id=delivery.message_id,
+        data=delivery.data,
+        attempts=delivery.attempt,
+        reason=reason,
+        failed_at=time.time(),
+    )
+
+
 class _BusyGroup(Exception):
     """XGROUP CREATE found the group already there: nothing to do."""
 
@@ -338,7 +351,7 @@ class _RedisBase(Transport):
                 args += [message, consumer]
             with _translated(self):
                 reply = await self._script(_CLAIM, _CLAIM_SHA, keys, args)
-            verdicts += [_claim_verdict(item) for item in reply]
+            verdicts.extend(_claim_verdict(item) for item in reply)
         return verdicts
 
     async def unclaim(self, group: str, event_id: str, *, consumer: str, message: str) -> None:
@@ -399,22 +412,33 @@ class _RedisBase(Transport):
 
     async def _write_dead_letter(self, delivery: Delivery, reason: str, ack: bool) -> None:
         async with self.aclient.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.dead_key(delivery.stream),
-                {
-                    "data": delivery.data,
-                    "group": delivery.group,
-                    "message_id": delivery.message_id,
-                    "attempts": delivery.attempt,
-                    "reason": reason[:2000],
-                    "failed_at": repr(time.time()),
-                },
-                maxlen=self.dead_letter_maxlen,
-                approximate=True,
-            )
+            self._add_letter(pipe, _letter_of(delivery, reason))
             if ack:
                 pipe.xack(self.key(delivery.stream), delivery.group, delivery.message_id)
             await pipe.execute()
+
+    def _add_letter(self, pipe: Any, letter: DeadLetter) -> None:
+        pipe.xadd(
+            self.dead_key(letter.stream),
+            {
+                "data": letter.data,
+                "group": letter.group,
+                "message_id": letter.message_id,
+                "attempts": letter.attempts,
+                "reason": letter.reason[:2000],
+                "failed_at": repr(letter.failed_at),
+            },
+            maxlen=self.dead_letter_maxlen,
+            approximate=True,
+        )
+
+    async def add_dead_letter(self, letter: DeadLetter) -> str:
+        """XADD to the dead-letter stream (trimmed as the others); returns the entry id."""
+        with _translated(self):
+            async with self.aclient.pipeline(transaction=False) as pipe:
+                self._add_letter(pipe, letter)
+                [entry_id] = await pipe.execute()
+        return _text(entry_id)
 
 
 class RedisStreamsTransport(_RedisBase):

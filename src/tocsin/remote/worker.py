@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import logging
 import os
 import signal as signals
@@ -55,7 +54,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tocsin.remote._concurrency import Batcher, Slots
 from tocsin.remote._retry import RetryPolicy, backoff
@@ -602,7 +601,7 @@ class Worker:
             return
         try:
             for entry in receivers:
-                await self._call(entry, event.sender, event.kwargs, event.id, event.origin)
+                await entry.call(event)
         except asyncio.CancelledError:
             # Shutdown ran out of patience: hand the event back, never drop it.
             await asyncio.shield(self._release(delivery))
@@ -705,23 +704,6 @@ class Worker:
         # A replay of the letter (a new message, the same event id) must not find it
         # claimed.
         await self._unclaim(delivery)
-
-    async def _call(
-        self,
-        entry: RemoteReceiver,
-        sender: Any,
-        kwargs: dict[str, Any],
-        event_id: str,
-        origin: str,
-    ) -> Any:
-        named = dict(kwargs)
-        named.update(signal=entry.signal, sender=sender, event_id=event_id, event_origin=origin)
-        if entry.is_async:
-            return await entry.receiver(**named)
-        result = await asyncio.to_thread(entry.receiver, **named)
-        if inspect.isawaitable(result):
-            return await result
-        return result
 
 
 def _running(loop: asyncio.AbstractEventLoop) -> bool:
