@@ -83,12 +83,11 @@ import time
 from collections.abc import Collection, Coroutine, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
-from redis.exceptions import RedisError
-
 from tocsin.remote import (
     DeadLetter,
     Delivery,
     Envelope,
+    Event,
     MalformedEvent,
     PublishError,
     RejectedEvent,
@@ -243,34 +242,6 @@ class CeleryTransport(TransportWrapper):
         raise self._not_here("claim stale messages")
 
     # -- the dead-letter store
-
-    async def add_dead_letter(
-        self,
-        stream: str,
-        group: str,
-        message_id: str,
-        data: bytes,
-        attempts: int,
-        reason: str,
-    ) -> None:
-        """Append a dead letter to *stream*'s store (``group`` "" for an event rejected
-        before any group ran: replayed to every group)."""
-        try:
-            await self.store.aclient.xadd(
-                self.store.dead_key(stream),
-                {
-                    "data": data,
-                    "group": group,
-                    "message_id": message_id,
-                    "attempts": attempts,
-                    "reason": reason[:2000],
-                    "failed_at": repr(time.time()),
-                },
-                maxlen=self.store.dead_letter_maxlen,
-                approximate=True,
-            )
-        except RedisError as error:
-            raise TransportError(f"Redis ({self.store!r}): {error}") from error
 
     async def republish_dead_letter(self, letter: DeadLetter, data: bytes) -> str:
         """Send *data* as a new Celery message for *letter*'s group only, then delete
@@ -463,15 +434,13 @@ class _Runner:
             # Accepted by this very process already: it handled it, or is handling it.
             return _Outcome("replayed: dropped")
         except RejectedEvent as rejected:
-            self._run(
-                self.transport.add_dead_letter(
-                    stream,
-                    only[0] if only and len(only) == 1 else "",
-                    task_id,
-                    raw,
-                    1,
-                    f"rejected ({rejected.reason}): {rejected.detail}",
-                )
+            self._dead_letter(
+                stream,
+                only[0] if only and len(only) == 1 else "",
+                task_id,
+                raw,
+                1,
+                f"rejected ({rejected.reason}): {rejected.detail}",
             )
             return _Outcome(f"rejected ({rejected.reason})")
         by_group: dict[str, list[RemoteReceiver]] = {}
@@ -531,15 +500,13 @@ class _Runner:
                     group,
                     exc_info=failure,
                 )
-                self._run(
-                    self.transport.add_dead_letter(
-                        stream,
-                        group,
-                        task_id,
-                        raw,
-                        count,
-                        f"failed {count} time(s): {type(failure).__name__}: {failure}",
-                    )
+                self._dead_letter(
+                    stream,
+                    group,
+                    task_id,
+                    raw,
+                    count,
+                    f"failed {count} time(s): {type(failure).__name__}: {failure}",
                 )
                 continue
             again[group] = count
@@ -591,12 +558,35 @@ class _Runner:
             failures={group: failures[group] for group in groups if group in failures},
         )
 
+    def _dead_letter(
+        self, stream: str, group: str, message_id: str, data: bytes, attempts: int, reason: str
+    ) -> None:
+        # group "" (an event rejected before any group ran) is replayed to every group.
+        letter = DeadLetter(
+            id="",
+            stream=stream,
+            group=group,
+            message_id=message_id,
+            data=data,
+            attempts=attempts,
+            reason=reason,
+            failed_at=time.time(),
+        )
+        self._run(self.transport.add_dead_letter(letter))
+
     def _run_group(
-        self, group: str, entries: list[RemoteReceiver], event: Any, consumer: str, message: str
+        self, group: str, entries: list[RemoteReceiver], event: Event, consumer: str, message: str
     ) -> BaseException | None:
         heartbeat = self._submit(self._heartbeat(group, event.id, consumer, message))
         try:
             for entry in entries:
+                if entry.is_async:
+                    self._run(entry.call(event))
+                    continue
+                # A sync receiver runs in the task's own thread, not in a pool thread as
+                # RemoteReceiver.call would: Celery's soft time limits, its task context
+                # and per-thread resources (Django closes its DB connections after each
+                # task, in that thread) apply to it as to any task.
                 named = dict(event.kwargs)
                 named.update(
                     signal=entry.signal,
@@ -604,11 +594,7 @@ class _Runner:
                     event_id=event.id,
                     event_origin=event.origin,
                 )
-                result = (
-                    self._run(entry.receiver(**named))
-                    if entry.is_async
-                    else entry.receiver(**named)
-                )
+                result = entry.receiver(**named)
                 if inspect.isawaitable(result):
                     self._run(_awaited(result))
         except Exception as error:
