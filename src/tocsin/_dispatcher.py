@@ -990,7 +990,7 @@ def receiver(signal: Any, **kwargs: Any) -> Any:
     # Any sequence, as the static types say (a deque, a list held in a variable...); a
     # string is a sequence too, but never one of signals.
     is_many = isinstance(signal, Sequence) and not isinstance(signal, (str, bytes))
-    signals = list(signal) if is_many else [signal]
+    signals: list[Any] = list(signal) if is_many else [signal]
     for each in signals:
         if not callable(getattr(each, "connect", None)):
             raise TypeError(f"receiver() takes a Signal or a sequence of Signals, not {each!r}")
