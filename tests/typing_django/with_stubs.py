@@ -27,10 +27,10 @@ def crashed(sender: Any, request: HttpRequest, **kwargs: Any) -> None:
     print(request.path)
 
 
-@receiver(post_save, sender=Order)  # E: mypy[arg-type] pyright[reportCallIssue]
+@receiver(post_save, sender=Order)  # E: mypy[call-overload] pyright[reportCallIssue]
 def created_is_a_bool(sender: type[Order], created: HttpRequest, **kwargs: Any) -> None: ...
 
 
-pre_delete.connect(audit)  # E: mypy[arg-type] pyright[reportCallIssue]
+pre_delete.connect(audit)  # E: mypy[call-overload] pyright[reportCallIssue]
 post_save.send(Order, instance=Order(), created=True, raw=False, using="default", update_fields=None)
 post_save.send(Order, instance=Order(), created=1.5, raw=False, using="default", update_fields=None)  # E: mypy[call-overload] pyright[reportArgumentType]
