@@ -22,7 +22,11 @@ def test_the_django_gains_project_tests_pass() -> None:
     env = dict(os.environ, TOCSIN_DJANGO_GAINS_TESTS="1")
     env.pop("DJANGO_SETTINGS_MODULE", None)
     done = subprocess.run(
+        # Python 3.13's sqlite3 reports a connection that is garbage collected unclosed;
+        # Django leaves one per short-lived thread (asgiref's, the worker's executor) to
+        # the collector, and the suite turns warnings into errors. Only that one is let by.
         [sys.executable, "-m", "pytest", "-q", "-p", "django", "-p", "no:cacheprovider",
+         "-W", "ignore:unclosed database:ResourceWarning",
          "--ds=tests.django_gains.project.settings", "tests/django_gains/project"],
         cwd=ROOT,
         env=env,
