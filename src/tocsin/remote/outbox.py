@@ -223,7 +223,74 @@ class OutboxTransport(TransportWrapper):
         return self.publish(stream, data)
 
 
-class Relay:
+class RelayLoop:
+    """The polling loop every outbox relay shares (this module's, and the Django one).
+
+    A subclass gives ``relay_once()``: publish one batch of committed rows, delete them,
+    and return how many. ``batch`` rows per transaction; ``interval`` seconds between
+    polls when idle.
+    """
+
+    def __init__(self, *, batch: int, interval: float) -> None:
+        if batch < 1 or interval <= 0:
+            raise ValueError("batch and interval must be positive")
+        self.batch = batch
+        self.interval = interval
+        #: Rows relayed since this relay was made.
+        self.relayed = 0
+        self._stop = threading.Event()
+
+    def relay_once(self) -> int:
+        """Relay one batch; returns how many rows were published (and deleted)."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Ask :meth:`run_forever` / :meth:`run` to stop after the current batch."""
+        self._stop.set()
+
+    def run_forever(self, *, once: bool = False) -> int:
+        """Relay until :meth:`stop` (or, with *once*, until the outbox is empty or the
+        broker refuses); returns the rows relayed. A database error is logged and
+        retried after ``interval``."""
+        self._stop.clear()
+        total = 0
+        while not self._stop.is_set():
+            try:
+                moved = self.relay_once()
+            except Exception:
+                # The database is down (or the table missing): say so, retry later.
+                logger.exception("outbox relay: could not read the outbox")
+                moved = 0
+                if once:
+                    break
+            total += moved
+            if moved < self.batch:
+                if once:
+                    break
+                self._stop.wait(self.interval)
+        return total
+
+    async def run(self) -> None:
+        """Relay as a task of the running loop until :meth:`stop` or cancellation.
+
+        Batches run in a thread (the database and ``publish`` block), so the loop (a
+        worker's, say) keeps running. ``asyncio.create_task(relay.run())`` embeds it.
+        """
+        self._stop.clear()
+        try:
+            while not self._stop.is_set():
+                try:
+                    moved = await asyncio.to_thread(self.relay_once)
+                except Exception:
+                    logger.exception("outbox relay: could not read the outbox")
+                    moved = 0
+                if moved < self.batch:
+                    await asyncio.to_thread(self._stop.wait, self.interval)
+        finally:
+            self._stop.set()
+
+
+class Relay(RelayLoop):
     """Moves committed outbox rows to *target*, oldest first (see the module docstring).
 
     *engine*: a SQLAlchemy ``Engine`` (an ``AsyncEngine``'s ``sync_engine`` for async
@@ -240,8 +307,7 @@ class Relay:
         batch: int = 100,
         interval: float = 0.5,
     ) -> None:
-        if batch < 1 or interval <= 0:
-            raise ValueError("batch and interval must be positive")
+        super().__init__(batch=batch, interval=interval)
         if table is None:
             from sqlalchemy import MetaData
 
@@ -249,11 +315,6 @@ class Relay:
         self.engine = getattr(engine, "sync_engine", engine)
         self.target = target
         self.table = table
-        self.batch = batch
-        self.interval = interval
-        #: Rows relayed since this relay was made.
-        self.relayed = 0
-        self._stop = threading.Event()
 
     def __repr__(self) -> str:
         return f"<Relay {self.table.name} on {self.engine.url!r} -> {self.target!r}>"
@@ -307,51 +368,6 @@ class Relay:
             return int(
                 connection.execute(select(func.count()).select_from(self.table)).scalar_one()
             )
-
-    def stop(self) -> None:
-        """Ask :meth:`run_forever` / :meth:`run` to stop after the current batch."""
-        self._stop.set()
-
-    def run_forever(self, *, once: bool = False) -> int:
-        """Relay until :meth:`stop` (or, with *once*, until the outbox is empty or the
-        broker refuses); returns the rows relayed. A database error is logged and
-        retried after ``interval``."""
-        self._stop.clear()
-        total = 0
-        while not self._stop.is_set():
-            try:
-                moved = self.relay_once()
-            except Exception:
-                # The database is down (or the table missing): say so, retry later.
-                logger.exception("outbox relay: could not read the outbox")
-                moved = 0
-                if once:
-                    break
-            total += moved
-            if moved < self.batch:
-                if once:
-                    break
-                self._stop.wait(self.interval)
-        return total
-
-    async def run(self) -> None:
-        """Relay as a task of the running loop until :meth:`stop` or cancellation.
-
-        Batches run in a thread (the database and ``publish`` block), so the loop (a
-        worker's, say) keeps running. ``asyncio.create_task(relay.run())`` embeds it.
-        """
-        self._stop.clear()
-        try:
-            while not self._stop.is_set():
-                try:
-                    moved = await asyncio.to_thread(self.relay_once)
-                except Exception:
-                    logger.exception("outbox relay: could not read the outbox")
-                    moved = 0
-                if moved < self.batch:
-                    await asyncio.to_thread(self._stop.wait, self.interval)
-        finally:
-            self._stop.set()
 
 
 # --------------------------------------------------------------------------- tocsin relay

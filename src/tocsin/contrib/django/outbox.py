@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -43,7 +42,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from tocsin.contrib.django.worker import close_stale_connections
 from tocsin.remote import PublishError, Transport
-from tocsin.remote.outbox import OutboxTransport
+from tocsin.remote.outbox import OutboxTransport, RelayLoop
 
 __all__ = ["DjangoOutboxTransport", "DjangoRelay", "writing_to"]
 
@@ -120,7 +119,7 @@ class DjangoOutboxTransport(OutboxTransport):
         return await sync_to_async(self.publish)(stream, data)
 
 
-class DjangoRelay:
+class DjangoRelay(RelayLoop):
     """Moves committed outbox rows of database *using* to *target* (module docstring).
 
     ``batch`` rows per transaction; ``interval`` seconds between polls when idle.
@@ -134,16 +133,10 @@ class DjangoRelay:
         batch: int = 100,
         interval: float = 0.5,
     ) -> None:
-        if batch < 1 or interval <= 0:
-            raise ValueError("batch and interval must be positive")
+        super().__init__(batch=batch, interval=interval)
         self.target = target
         self.using = using
-        self.batch = batch
-        self.interval = interval
         self.table = _table()
-        #: Rows relayed since this relay was made.
-        self.relayed = 0
-        self._stop = threading.Event()
 
     def __repr__(self) -> str:
         return f"<DjangoRelay {self.table.name}@{self.using} -> {self.target!r}>"
@@ -192,31 +185,6 @@ class DjangoRelay:
     def pending(self) -> int:
         """How many rows wait in the outbox."""
         return int(_outbox(self.using).count())
-
-    def stop(self) -> None:
-        """Ask :meth:`run_forever` / :meth:`run` to stop after the current batch."""
-        self._stop.set()
-
-    def run_forever(self, *, once: bool = False) -> int:
-        """Relay until :meth:`stop` (or, with *once*, until the outbox is empty or the
-        broker refuses); returns the rows relayed. A database error is logged and
-        retried after ``interval`` on a new connection."""
-        self._stop.clear()
-        total = 0
-        while not self._stop.is_set():
-            try:
-                moved = self.relay_once()
-            except Exception:
-                logger.exception("outbox relay: could not read the outbox")
-                moved = 0
-                if once:
-                    break
-            total += moved
-            if moved < self.batch:
-                if once:
-                    break
-                self._stop.wait(self.interval)
-        return total
 
     async def run(self) -> None:
         """Relay as a task of the running loop (a worker's) until :meth:`stop`.
